@@ -1,0 +1,84 @@
+/* Configuration: libconfig file -> a fresh struct conf, every key checked against one table. */
+#ifndef PAYREMIND_CONF_H
+#define PAYREMIND_CONF_H
+
+#include <stdio.h>
+#include "payremind/policy.h"
+
+enum conf_dialect { CONF_DIALECT_JSON, CONF_DIALECT_KANNEL, CONF_DIALECT_TWILIO };
+
+struct conf {
+	char *file; /* path as given on the command line */
+
+	char *db_conninfo;  /* database.conninfo */
+	char short_code[8]; /* sender.short_code: "27022" or "270282" */
+
+	struct {
+		enum conf_dialect dialect;
+		char *url;
+		char *username;    /* kannel user, twilio account SID */
+		char *secret_file; /* "" = none (or $CREDENTIALS_DIRECTORY/gateway_secret) */
+		char *secret;      /* content of secret_file, trailing newline stripped; NULL = none */
+		int timeout_ms;
+		int connect_timeout_ms;
+		int max_in_flight;
+		double rate_per_second; /* 0 = no limit */
+		int max_attempts;
+		int backoff_base_ms;
+		int backoff_cap_ms;
+	} gateway;
+
+	struct {
+		char *base_url;
+		int ttl_hours;
+	} token;
+
+	struct {
+		int poll_interval_s;
+		int batch_size;
+		int lease_s;
+	} schedule; /* offsets_days and min_gap_hours live in rules */
+
+	struct policy_rules rules; /* regions (built-in defaults when the file has no `regions` group) */
+
+	struct {
+		char *fr;
+		char *en;
+		int max_segments;
+		int transliterate;
+	} templates;
+
+	struct {
+		char *address;
+		int port;
+		char *secret_file;
+		char *secret;
+		char *public_url;
+	} listen;
+
+	struct {
+		int days;
+	} retention;
+};
+
+/* Errors collected while loading, each "FILE:LINE: message" (or "FILE: message" when no line applies). */
+struct conf_errors {
+	char **msgs;
+	int n;
+};
+
+/* Load and validate path into a newly allocated conf. 0, or -1 with every error in errs (*out NULL). */
+int conf_load(const char *path, struct conf **out, struct conf_errors *errs)
+    __attribute__((warn_unused_result));
+/* Free a conf from conf_load (NULL is fine). */
+void conf_free(struct conf *conf);
+/* Free the messages of errs and reset it. */
+void conf_errors_free(struct conf_errors *errs);
+/* 1 when code is one of the approved short codes {27022, 270282}, whatever any config says. */
+int conf_sender_allowed(const char *code);
+/* "json", "kannel" or "twilio". */
+const char *conf_dialect_to_text(enum conf_dialect dialect);
+/* Print the effective configuration on one line per key, secrets redacted. */
+void conf_dump(const struct conf *conf, FILE *fp);
+
+#endif

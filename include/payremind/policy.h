@@ -1,0 +1,89 @@
+/* Contact rules, pure: schedule, notice delay, holidays, windows, caps and gaps -> send or skip(reason). */
+#ifndef PAYREMIND_POLICY_H
+#define PAYREMIND_POLICY_H
+
+#include <stdint.h>
+#include "payremind/holidays.h"
+
+#define POLICY_MAX_WINDOWS 8
+#define POLICY_MAX_REGIONS 16
+#define POLICY_MAX_EXTRA_HOLIDAYS 64
+#define POLICY_MAX_OFFSETS 16
+#define POLICY_MAX_HISTORY 32
+#define POLICY_NO_DATE INT32_MIN
+
+struct policy_window {
+	unsigned days; /* bit d set when weekday d is allowed, 0 = Sunday */
+	int start_min; /* minutes after local midnight, 0..1439 */
+	int end_min;   /* exclusive, start_min < end_min <= 1440 ("24:00") */
+};
+
+struct policy_region {
+	char code[8]; /* "QC", "ON", ... */
+	struct policy_window windows[POLICY_MAX_WINDOWS];
+	int nwindows;
+	enum holiday_set holidays;
+	int32_t extra_holidays[POLICY_MAX_EXTRA_HOLIDAYS]; /* day numbers (tz_days_from_civil) */
+	int nextra;
+	int notice_days;    /* contact allowed from notice_sent_on + notice_days */
+	int max_per_7_days; /* 0 = no cap */
+};
+
+struct policy_rules {
+	struct policy_region regions[POLICY_MAX_REGIONS];
+	int nregions;
+	int offsets_days[POLICY_MAX_OFFSETS]; /* reminder k once local date >= due_date + offsets_days[k] */
+	int noffsets;
+	int min_gap_hours; /* no two reminders to one number closer than this */
+};
+
+/* One open due row, about to get reminder number `step` (0 <= step < noffsets). */
+struct policy_row {
+	const char *region;
+	const char *time_zone;
+	int32_t due_date;       /* day number */
+	int32_t notice_sent_on; /* day number, or POLICY_NO_DATE (no delay applies) */
+	int step;
+	int settled, held, opted_out;
+};
+
+/* Reminders already sent to the row's number (any due row), newest last; only the last 7 days matter. */
+struct policy_history {
+	int64_t contacts[POLICY_MAX_HISTORY]; /* Unix seconds */
+	int ncontacts;
+};
+
+enum policy_reason {
+	POLICY_SEND,
+	POLICY_SETTLED,
+	POLICY_HELD,
+	POLICY_OPTED_OUT,
+	POLICY_UNKNOWN_REGION,
+	POLICY_SCHEDULE,
+	POLICY_NOTICE,
+	POLICY_HOLIDAY,
+	POLICY_WINDOW,
+	POLICY_CAP,
+	POLICY_GAP,
+};
+
+struct policy_decision {
+	enum policy_reason reason; /* the first rule that blocks, in the order above */
+	int64_t next_at;           /* for skips that time cures (schedule .. gap): the first
+	                                                 instant >= now at which every rule allows sending;
+	                                                 0 for final skips or when none is found in 400 days */
+};
+
+/* Fill rules with SPEC §3's built-in defaults: QC, ON and BC, offsets [1, 7, 14], min gap 24 h. */
+void policy_defaults(struct policy_rules *rules);
+/* The region with that code, or NULL. */
+const struct policy_region *policy_region_find(const struct policy_rules *rules, const char *code);
+/* Decide for one row at instant now (Unix seconds). 0, or -1 when the row's time zone is unknown. */
+int policy_decide(const struct policy_rules *rules, const struct policy_row *row,
+    const struct policy_history *hist, int64_t now, struct policy_decision *out)
+    __attribute__((warn_unused_result));
+/* "send", or the SPEC §7 reason: settled, held, opted_out, unknown_region, schedule, notice, holiday,
+ * window, cap, gap. */
+const char *policy_reason_to_text(enum policy_reason reason);
+
+#endif

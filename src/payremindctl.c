@@ -1,0 +1,6 @@
+/* payremindctl: the operators tool entry point. */
+int
+main(void)
+{
+	return 0;
+}

@@ -1,0 +1,6 @@
+/* payremindd: the daemon entry point. */
+int
+main(void)
+{
+	return 0;
+}
