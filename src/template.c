@@ -80,7 +80,7 @@ template_placeholder(const char *s, size_t len, struct piece *p, char *err, size
 static int
 template_next(const char **s, struct piece *p, char *err, size_t errlen)
 {
-	const char *start = *s, *close;
+	const char *start = *s, *rbrace;
 	size_t n;
 
 	if (*start == '\0')
