@@ -3,6 +3,7 @@
 #define PAYREMIND_MIGRATE_H
 
 #include <stddef.h>
+#include <libpq-fe.h>
 
 struct sql_migration {
 	int version;
@@ -12,5 +13,10 @@ struct sql_migration {
 
 /* The migrations in version order, ended by an entry whose name is NULL (generated at build time). */
 extern const struct sql_migration sql_migrations[];
+
+/* Apply every migration not yet recorded in payremind.schema_migrations, each in its own transaction,
+ * under an advisory lock so concurrent runs wait for each other. *applied counts the new ones.
+ * 0, or -1 with the failing migration and PostgreSQL's message in err. */
+int migrate_apply(PGconn *conn, int *applied, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif

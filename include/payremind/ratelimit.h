@@ -1,0 +1,21 @@
+/* Token bucket pacing with an injected clock; pure. */
+#ifndef PAYREMIND_RATELIMIT_H
+#define PAYREMIND_RATELIMIT_H
+
+#include <stdint.h>
+
+struct ratelimit {
+	double rate;  /* tokens per second; 0 = unlimited */
+	double burst; /* bucket size */
+	double tokens;
+	int64_t last_us; /* clock of the last refill */
+};
+
+/* A bucket of `rate` per second holding at most `burst` tokens (at least 1), starting full at now_us. */
+void ratelimit_init(struct ratelimit *rl, double rate, double burst, int64_t now_us);
+/* Change the rate (the instance's share of the global rate) keeping the tokens already earned. */
+void ratelimit_set_rate(struct ratelimit *rl, double rate, int64_t now_us);
+/* Take one token: 0 when granted, else the microseconds to wait before one is available. */
+int64_t ratelimit_take(struct ratelimit *rl, int64_t now_us);
+
+#endif

@@ -1,0 +1,41 @@
+/* The batch cycle: rescue -> claim -> policy -> reminder + token -> render -> paced send -> record. */
+#ifndef PAYREMIND_SCHED_H
+#define PAYREMIND_SCHED_H
+
+#include "payremind/conf.h"
+#include "payremind/db.h"
+#include "payremind/loop.h"
+
+struct sched;
+
+/* What one batch did (and, summed, what the daemon did). */
+struct sched_stats {
+	long sent;      /* the gateway took it */
+	long failed;    /* permanent failure, or gave up */
+	long retried;   /* transient: queued again for later */
+	long unknown;   /* may or may not have been taken: an operator decides */
+	long skipped;   /* not now: window, holiday, notice, schedule, caps, gap */
+	long cancelled; /* settled, held or opted out */
+};
+
+typedef void (*sched_done_cb)(const struct sched_stats *batch, void *arg);
+
+/* A scheduler for instance `owner` (uuid) on loop and db; done_cb runs when a batch ends. */
+struct sched *sched_new(struct loop *loop, struct db *db, const struct conf *conf, const char *owner,
+    sched_done_cb done_cb, void *arg);
+/* Use conf from the next request on (a reload); conf must outlive its use. */
+void sched_set_conf(struct sched *s, const struct conf *conf);
+/* Start a batch of everything due now, unless one is running. 1 when started. */
+int sched_batch(struct sched *s);
+/* Stop claiming; give back what was claimed and not sent; let in-flight requests finish. */
+void sched_stop(struct sched *s);
+/* 1 while a batch runs or anything is in flight or unrecorded. */
+int sched_busy(const struct sched *s);
+/* Totals since start. */
+const struct sched_stats *sched_totals(const struct sched *s);
+/* Requests in flight. */
+int sched_in_flight(const struct sched *s);
+/* Free (call when not busy). */
+void sched_free(struct sched *s);
+
+#endif

@@ -1,0 +1,72 @@
+/* Every SQL statement of the daemon: claim due rows, create reminders and tokens, release, record
+ * outcomes, rescue expired leases. Batched: one round trip per batch, fenced on id + attempt + owner. */
+#ifndef PAYREMIND_STORE_H
+#define PAYREMIND_STORE_H
+
+#include <stdint.h>
+
+#include "payremind/db.h"
+#include "payremind/gateway.h"
+#include "payremind/policy.h"
+#include "payremind/token.h"
+
+/* One claimed due row on its way to becoming one SMS. */
+struct job {
+	struct job *next;
+	/* the due row, as claimed */
+	int64_t due_id;
+	int step;
+	char msisdn[16];
+	char lang[4];
+	char region[8];
+	char time_zone[64];
+	char currency[4];
+	int32_t due_date;
+	int32_t notice_sent_on;
+	int settled, held, opted_out;
+	int64_t amount_cents;
+	char rem_state[12]; /* state of an existing reminder for this step, "" when none */
+	struct policy_history hist;
+	/* the reminder, once created or re-leased */
+	char rem_id[40];
+	int attempts;
+	char token[TOKEN_LEN + 1];
+	char short_code[8];
+	/* the outcome, for store_record */
+	struct gw_result result;
+	const char *state;      /* new reminder state */
+	double next_attempt_at; /* epoch s, 0 = none */
+	double due_next_at;     /* epoch s for the due row's next look, 0 = park (NULL) */
+	int due_next_step;
+	int attempts_delta; /* -1 when the attempt did not count (never sent) */
+	int64_t started_ms;
+	void *ctx; /* the scheduler sending it */
+};
+
+/* Register the statements on db (before db_connect). */
+void store_register(struct db *db);
+/* Claim up to limit rows due at or before horizon (epoch s) for lease_s seconds. */
+int store_claim(struct db *db, const char *owner, int limit, int lease_s, double horizon, db_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+/* Parse claim result row i into job. 0, or -1 when a column is malformed. */
+int store_claim_row(const PGresult *res, int i, struct job *job) __attribute__((warn_unused_result));
+/* Create (or re-lease, for a queued retry) the reminder and its token for each job, in one statement.
+ * The result rows: due_account_id, id, attempts, link_token, short_code. */
+int store_prepare(struct db *db, const char *owner, int lease_s, int ttl_hours, const char *short_code,
+    struct job *const *jobs, int n, db_cb cb, void *arg) __attribute__((warn_unused_result));
+/* Give claimed rows back: next_at = job->due_next_at (0 = park), next_step = job->due_next_step; cancel
+ * a queued reminder of the step
+ * when job->state is "cancelled" (last_error = job->result.error). */
+int store_release(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+/* Record outcomes: each reminder (fenced on id + attempts + owner + state sending) and its due row. */
+int store_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+/* Reminders left in `sending` by a daemon whose lease expired: back to queued with the same key when the
+ * dialect is idempotent, else `unknown`. One statement, under pg_try_advisory_xact_lock. */
+int store_rescue(struct db *db, int idempotent, db_cb cb, void *arg) __attribute__((warn_unused_result));
+/* Record an opt-out reported by the gateway (Twilio 21610). */
+int store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,321 @@
+/* The daemon's PostgreSQL connection: one query at a time, sent and read without blocking the loop. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "payremind/db.h"
+#include "payremind/log.h"
+
+#define DB_MAX_STATEMENTS 32
+#define DB_MAX_PARAMS 16
+#define DB_RETRY_MIN_MS 500
+#define DB_RETRY_MAX_MS 30000
+
+struct db_query {
+	struct db_query *next;
+	const char *name;
+	int nparams;
+	char *values[DB_MAX_PARAMS];
+	db_cb cb;
+	void *arg;
+};
+
+struct db {
+	struct loop *loop;
+	char *conninfo;
+	PGconn *conn;
+	struct {
+		const char *name;
+		const char *sql;
+	} stmts[DB_MAX_STATEMENTS];
+	int nstmts;
+	struct db_query *head, *tail; /* head is running when `running` */
+	int running;
+	int npending;
+	PGresult *result; /* the last result of the running query */
+	struct loop_timer *retry;
+	int retry_ms;
+};
+
+static void db_start_next(struct db *db);
+static void db_io(int fd, unsigned events, void *arg);
+
+struct db *
+db_new(struct loop *loop, const char *conninfo)
+{
+	struct db *db = calloc(1, sizeof(*db));
+
+	if (db == NULL || (db->conninfo = strdup(conninfo)) == NULL)
+		fatal("db_new");
+	db->loop = loop;
+	db->retry_ms = DB_RETRY_MIN_MS;
+	return db;
+}
+
+void
+db_statement(struct db *db, const char *name, const char *sql)
+{
+	if (db->nstmts == DB_MAX_STATEMENTS)
+		fatalx("db_statement: too many statements");
+	db->stmts[db->nstmts].name = name;
+	db->stmts[db->nstmts].sql = sql;
+	db->nstmts++;
+}
+
+int
+db_ok(const PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+
+	return res != NULL && (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
+}
+
+const char *
+db_error(const PGresult *res, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", res == NULL ? "connection lost" : PQresultErrorMessage(res));
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
+
+static void
+db_disconnect(struct db *db)
+{
+	if (db->conn == NULL)
+		return;
+	if (PQsocket(db->conn) >= 0 && loop_fd(db->loop, PQsocket(db->conn), 0, NULL, NULL) == -1)
+		log_warn("db: unwatch socket");
+	PQfinish(db->conn);
+	db->conn = NULL;
+}
+
+int
+db_connect(struct db *db, char *err, size_t errlen)
+{
+	PGresult *res;
+	int i;
+
+	db_disconnect(db);
+	db->conn = PQconnectdb(db->conninfo);
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		snprintf(err, errlen, "%s", PQerrorMessage(db->conn));
+		err[strcspn(err, "\n")] = '\0';
+		db_disconnect(db);
+		return -1;
+	}
+	for (i = 0; i < db->nstmts; i++) {
+		res = PQprepare(db->conn, db->stmts[i].name, db->stmts[i].sql, 0, NULL);
+		if (!db_ok(res)) {
+			snprintf(err, errlen, "prepare %s: %s", db->stmts[i].name, PQresultErrorMessage(res));
+			err[strcspn(err, "\n")] = '\0';
+			PQclear(res);
+			db_disconnect(db);
+			return -1;
+		}
+		PQclear(res);
+	}
+	if (PQsetnonblocking(db->conn, 1) == -1 ||
+	    loop_fd(db->loop, PQsocket(db->conn), LOOP_READ, db_io, db) == -1) {
+		snprintf(err, errlen, "cannot watch the database socket");
+		db_disconnect(db);
+		return -1;
+	}
+	db->retry_ms = DB_RETRY_MIN_MS;
+	return 0;
+}
+
+static void
+db_query_free(struct db_query *q)
+{
+	int i;
+
+	for (i = 0; i < q->nparams; i++)
+		free(q->values[i]);
+	free(q);
+}
+
+/* Pop the head query and hand it its result. The callback may queue more queries. */
+static void
+db_finish_head(struct db *db, PGresult *res)
+{
+	struct db_query *q = db->head;
+
+	db->head = q->next;
+	if (db->head == NULL)
+		db->tail = NULL;
+	db->running = 0;
+	db->npending--;
+	q->cb(res, q->arg);
+	db_query_free(q);
+}
+
+static void
+db_reconnect(void *arg)
+{
+	struct db *db = arg;
+	char err[512];
+
+	if (db_connect(db, err, sizeof(err)) == -1) {
+		log_warnx("database: reconnect failed: %s; retrying in %d ms", err, db->retry_ms);
+		loop_timer_set(db->retry, db->retry_ms);
+		db->retry_ms = db->retry_ms * 2 > DB_RETRY_MAX_MS ? DB_RETRY_MAX_MS : db->retry_ms * 2;
+		return;
+	}
+	log_info("database: reconnected");
+	db_start_next(db);
+}
+
+/* The connection broke: fail every queued query, then reconnect in the background. */
+static void
+db_broken(struct db *db)
+{
+	log_warnx("database: connection lost: %s", db->conn ? PQerrorMessage(db->conn) : "");
+	PQclear(db->result);
+	db->result = NULL;
+	db_disconnect(db);
+	while (db->head != NULL)
+		db_finish_head(db, NULL);
+	if (db->retry == NULL)
+		db->retry = loop_timer_new(db->loop, db_reconnect, db);
+	if (!loop_timer_armed(db->retry))
+		loop_timer_set(db->retry, db->retry_ms);
+}
+
+static void
+db_watch(struct db *db, int want_write)
+{
+	if (loop_fd(db->loop, PQsocket(db->conn), LOOP_READ | (want_write ? LOOP_WRITE : 0), db_io, db) == -1)
+		log_warn("db: watch socket");
+}
+
+static void
+db_start_next(struct db *db)
+{
+	struct db_query *q = db->head;
+	int rc;
+
+	if (db->running || q == NULL || db->conn == NULL)
+		return;
+	if (!PQsendQueryPrepared(
+	        db->conn, q->name, q->nparams, (const char *const *)q->values, NULL, NULL, 0)) {
+		db_broken(db);
+		return;
+	}
+	db->running = 1;
+	if ((rc = PQflush(db->conn)) == -1)
+		db_broken(db);
+	else
+		db_watch(db, rc == 1);
+}
+
+/* Read what the server sent; when the running query is complete, deliver it and start the next. */
+static void
+db_read(struct db *db)
+{
+	PGresult *res;
+
+	if (!PQconsumeInput(db->conn)) {
+		db_broken(db);
+		return;
+	}
+	while (db->running && !PQisBusy(db->conn)) {
+		if ((res = PQgetResult(db->conn)) != NULL) {
+			PQclear(db->result);
+			db->result = res;
+			continue;
+		}
+		res = db->result;
+		db->result = NULL;
+		db_finish_head(db, res);
+		PQclear(res);
+		db_start_next(db);
+		if (db->conn == NULL)
+			return;
+	}
+	if (PQstatus(db->conn) == CONNECTION_BAD)
+		db_broken(db);
+}
+
+static void
+db_io(int fd, unsigned events, void *arg)
+{
+	struct db *db = arg;
+	int rc;
+
+	(void)fd;
+	if (events & LOOP_WRITE) {
+		if ((rc = PQflush(db->conn)) == -1) {
+			db_broken(db);
+			return;
+		}
+		db_watch(db, rc == 1);
+	}
+	if (events & LOOP_READ)
+		db_read(db);
+}
+
+int
+db_query(struct db *db, const char *name, int nparams, const char *const *values, db_cb cb, void *arg)
+{
+	struct db_query *q;
+	int i;
+
+	if (db->conn == NULL || nparams > DB_MAX_PARAMS)
+		return -1;
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		fatal("db_query");
+	q->name = name;
+	q->nparams = nparams;
+	for (i = 0; i < nparams; i++)
+		if (values[i] != NULL && (q->values[i] = strdup(values[i])) == NULL)
+			fatal("db_query");
+	q->cb = cb;
+	q->arg = arg;
+	if (db->tail != NULL)
+		db->tail->next = q;
+	else
+		db->head = q;
+	db->tail = q;
+	db->npending++;
+	db_start_next(db);
+	return 0;
+}
+
+int
+db_pending(const struct db *db)
+{
+	return db->npending;
+}
+
+int
+db_up(const struct db *db)
+{
+	return db->conn != NULL;
+}
+
+PGresult *
+db_exec(struct db *db, const char *name, int nparams, const char *const *values)
+{
+	PGresult *res;
+
+	if (db->conn == NULL || db->running)
+		return NULL;
+	if (PQsetnonblocking(db->conn, 0) == -1)
+		return NULL;
+	res = PQexecPrepared(db->conn, name, nparams, values, NULL, NULL, 0);
+	(void)PQsetnonblocking(db->conn, 1);
+	return res;
+}
+
+void
+db_free(struct db *db)
+{
+	if (db == NULL)
+		return;
+	while (db->head != NULL)
+		db_finish_head(db, NULL);
+	PQclear(db->result);
+	db_disconnect(db);
+	free(db->conninfo);
+	free(db);
+}

@@ -1,0 +1,250 @@
+/* The daemon's one event loop: epoll for descriptors, a small timer list, signals via signalfd. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "payremind/loop.h"
+
+#define LOOP_MAX_FD 65536
+#define LOOP_MAX_SIGNALS 8
+
+struct loop_watch {
+	loop_fd_cb cb;
+	void *arg;
+	unsigned events;
+};
+
+struct loop_timer {
+	struct loop *loop;
+	struct loop_timer *next;
+	loop_cb cb;
+	void *arg;
+	int64_t due; /* monotonic ms, -1 = stopped */
+};
+
+struct loop_sig {
+	int signo;
+	loop_signal_cb cb;
+	void *arg;
+};
+
+struct loop {
+	int epfd;
+	int sigfd;
+	sigset_t sigmask;
+	struct loop_watch *watch; /* indexed by fd */
+	struct loop_timer *timers;
+	struct loop_sig sigs[LOOP_MAX_SIGNALS];
+	int nsigs;
+	int stop;
+};
+
+int64_t
+loop_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct loop *
+loop_new(void)
+{
+	struct loop *loop = calloc(1, sizeof(*loop));
+
+	if (loop == NULL)
+		return NULL;
+	loop->sigfd = -1;
+	sigemptyset(&loop->sigmask);
+	loop->watch = calloc(LOOP_MAX_FD, sizeof(*loop->watch));
+	if (loop->watch == NULL || (loop->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+		free(loop->watch);
+		free(loop);
+		return NULL;
+	}
+	return loop;
+}
+
+void
+loop_free(struct loop *loop)
+{
+	struct loop_timer *t, *next;
+
+	if (loop == NULL)
+		return;
+	for (t = loop->timers; t != NULL; t = next) {
+		next = t->next;
+		free(t);
+	}
+	if (loop->sigfd != -1)
+		close(loop->sigfd);
+	close(loop->epfd);
+	free(loop->watch);
+	free(loop);
+}
+
+int
+loop_fd(struct loop *loop, int fd, unsigned events, loop_fd_cb cb, void *arg)
+{
+	struct epoll_event ev = { 0 };
+	struct loop_watch *w;
+	int op;
+
+	if (fd < 0 || fd >= LOOP_MAX_FD) {
+		errno = EBADF;
+		return -1;
+	}
+	w = &loop->watch[fd];
+	if (events == 0) {
+		if (w->events != 0 && epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL) == -1 &&
+		    errno != EBADF && errno != ENOENT)
+			return -1;
+		memset(w, 0, sizeof(*w));
+		return 0;
+	}
+	op = w->events != 0 ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+	ev.events = ((events & LOOP_READ) ? EPOLLIN : 0) | ((events & LOOP_WRITE) ? EPOLLOUT : 0);
+	ev.data.fd = fd;
+	if (epoll_ctl(loop->epfd, op, fd, &ev) == -1) {
+		if (op != EPOLL_CTL_MOD || errno != ENOENT ||
+		    epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
+			return -1;
+	}
+	w->cb = cb;
+	w->arg = arg;
+	w->events = events;
+	return 0;
+}
+
+struct loop_timer *
+loop_timer_new(struct loop *loop, loop_cb cb, void *arg)
+{
+	struct loop_timer *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return NULL;
+	t->loop = loop;
+	t->cb = cb;
+	t->arg = arg;
+	t->due = -1;
+	t->next = loop->timers;
+	loop->timers = t;
+	return t;
+}
+
+void
+loop_timer_set(struct loop_timer *t, int64_t ms)
+{
+	t->due = ms < 0 ? -1 : loop_now_ms() + ms;
+}
+
+int
+loop_timer_armed(const struct loop_timer *t)
+{
+	return t->due >= 0;
+}
+
+/* Milliseconds until the next timer (-1: none), and fire the ones that are due. */
+static int
+loop_timers_run(struct loop *loop)
+{
+	struct loop_timer *t;
+	int64_t now = loop_now_ms(), next = -1;
+	int fired;
+
+	do {
+		fired = 0;
+		for (t = loop->timers; t != NULL; t = t->next) {
+			if (t->due >= 0 && t->due <= now) {
+				t->due = -1;
+				t->cb(t->arg);
+				fired = 1;
+				break; /* the callback may have changed the list's timers: rescan */
+			}
+		}
+	} while (fired && !loop->stop);
+	for (t = loop->timers; t != NULL; t = t->next)
+		if (t->due >= 0 && (next < 0 || t->due - now < next))
+			next = t->due - now;
+	return next < 0 ? -1 : (int)(next > 60000 ? 60000 : next);
+}
+
+static void
+loop_signal_read(int fd, unsigned events, void *arg)
+{
+	struct loop *loop = arg;
+	struct signalfd_siginfo si;
+	int i;
+
+	(void)events;
+	while (read(fd, &si, sizeof(si)) == sizeof(si))
+		for (i = 0; i < loop->nsigs; i++)
+			if (loop->sigs[i].signo == (int)si.ssi_signo)
+				loop->sigs[i].cb((int)si.ssi_signo, loop->sigs[i].arg);
+}
+
+int
+loop_signal(struct loop *loop, int signo, loop_signal_cb cb, void *arg)
+{
+	int fd;
+
+	if (loop->nsigs == LOOP_MAX_SIGNALS) {
+		errno = ENOSPC;
+		return -1;
+	}
+	sigaddset(&loop->sigmask, signo);
+	if (sigprocmask(SIG_BLOCK, &loop->sigmask, NULL) == -1)
+		return -1;
+	fd = signalfd(loop->sigfd, &loop->sigmask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd == -1)
+		return -1;
+	loop->sigfd = fd;
+	loop->sigs[loop->nsigs++] = (struct loop_sig){ signo, cb, arg };
+	return loop_fd(loop, fd, LOOP_READ, loop_signal_read, loop);
+}
+
+int
+loop_run(struct loop *loop)
+{
+	struct epoll_event evs[64];
+	int i, n, timeout;
+
+	loop->stop = 0;
+	while (!loop->stop) {
+		timeout = loop_timers_run(loop);
+		if (loop->stop)
+			break;
+		n = epoll_wait(loop->epfd, evs, 64, timeout);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		for (i = 0; i < n; i++) {
+			struct loop_watch *w = &loop->watch[evs[i].data.fd];
+			unsigned ev = 0;
+
+			if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+				ev |= LOOP_READ;
+			if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+				ev |= LOOP_WRITE;
+			if (w->cb != NULL)
+				w->cb(evs[i].data.fd,
+				    ev & (w->events | (evs[i].events & (EPOLLHUP | EPOLLERR) ? 3u : 0u)),
+				    w->arg);
+		}
+	}
+	return 0;
+}
+
+void
+loop_break(struct loop *loop)
+{
+	loop->stop = 1;
+}

@@ -1,0 +1,91 @@
+/* Applies the compiled-in SQL migrations in order, once each. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "payremind/migrate.h"
+
+#define MIGRATE_LOCK_KEY "7202202701" /* advisory lock id shared by every payremindctl migrate */
+
+static const char migrate_bootstrap[] =
+    "CREATE SCHEMA IF NOT EXISTS payremind;"
+    "CREATE TABLE IF NOT EXISTS payremind.schema_migrations ("
+    " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())";
+
+/* Run sql (one or more statements); 0, or -1 with PostgreSQL's message in err. */
+static int
+migrate_exec(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(conn, sql);
+	ExecStatusType st = PQresultStatus(res);
+	int rc = 0;
+
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "%s: %s", what, PQresultErrorMessage(res));
+		err[strcspn(err, "\n")] = '\0';
+		rc = -1;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* 1 when the version is recorded, 0 when not, -1 on error. */
+static int
+migrate_is_applied(PGconn *conn, int version, char *err, size_t errlen)
+{
+	char v[16];
+	const char *params[1] = { v };
+	PGresult *res;
+	int rc;
+
+	snprintf(v, sizeof(v), "%d", version);
+	res = PQexecParams(conn, "SELECT 1 FROM payremind.schema_migrations WHERE version = $1", 1, NULL,
+	    params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "schema_migrations: %s", PQresultErrorMessage(res));
+		rc = -1;
+	} else
+		rc = PQntuples(res) > 0;
+	PQclear(res);
+	return rc;
+}
+
+/* One migration in its own transaction, recorded in the same transaction. */
+static int
+migrate_one(PGconn *conn, const struct sql_migration *m, char *err, size_t errlen)
+{
+	char record[256];
+
+	snprintf(record, sizeof(record),
+	    "INSERT INTO payremind.schema_migrations (version, name) VALUES (%d, '%s')", m->version, m->name);
+	if (migrate_exec(conn, "BEGIN", m->name, err, errlen) == -1)
+		return -1;
+	if (migrate_exec(conn, m->sql, m->name, err, errlen) == -1 ||
+	    migrate_exec(conn, record, m->name, err, errlen) == -1 ||
+	    migrate_exec(conn, "COMMIT", m->name, err, errlen) == -1) {
+		PQclear(PQexec(conn, "ROLLBACK"));
+		return -1;
+	}
+	return 0;
+}
+
+int
+migrate_apply(PGconn *conn, int *applied, char *err, size_t errlen)
+{
+	const struct sql_migration *m;
+	int rc = 0, done;
+
+	*applied = 0;
+	if (migrate_exec(conn, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", "lock", err, errlen) == -1)
+		return -1;
+	if (migrate_exec(conn, migrate_bootstrap, "schema_migrations", err, errlen) == -1)
+		rc = -1;
+	for (m = sql_migrations; rc == 0 && m->name != NULL; m++) {
+		if ((done = migrate_is_applied(conn, m->version, err, errlen)) == -1)
+			rc = -1;
+		else if (!done && (rc = migrate_one(conn, m, err, errlen)) == 0)
+			(*applied)++;
+	}
+	PQclear(PQexec(conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")"));
+	return rc;
+}

@@ -1,0 +1,789 @@
+/* The batch cycle: rescue -> claim -> policy -> reminder + token -> render -> paced send -> record. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "payremind/backoff.h"
+#include "payremind/gateway.h"
+#include "payremind/gsm.h"
+#include "payremind/http.h"
+#include "payremind/log.h"
+#include "payremind/ratelimit.h"
+#include "payremind/sched.h"
+#include "payremind/store.h"
+#include "payremind/template.h"
+#include "payremind/token.h"
+#include "payremind/tz.h"
+
+#define SCHED_BUSY_RETRY_S 5.0      /* a step another daemon is sending: look again soon */
+#define SCHED_REGION_RETRY_S 3600.0 /* unknown region or zone: look again hourly */
+#define SCHED_CONFIG_PAUSE_MS 60000 /* the gateway refused our credentials: pause sending */
+#define SCHED_FLUSH_MS 20           /* outcomes wait at most this long to be recorded */
+#define SCHED_MSISDN_BUCKETS 4096
+#define SCHED_TEXT_MAX 2048
+
+/* Numbers with a reminder decided but not yet recorded: the database cannot see those contacts yet. */
+struct sched_pending {
+	struct sched_pending *next;
+	char msisdn[16];
+	int64_t at;
+	int refs;
+};
+
+/* The jobs of one database call, handed to its callback. */
+struct sched_call {
+	struct sched *s;
+	struct job **jobs;
+	int n;
+};
+
+struct sched {
+	struct loop *loop;
+	struct db *db;
+	struct http *http;
+	const struct conf *conf;
+	const struct gw_dialect *dialect;
+	char owner[40];
+	sched_done_cb done_cb;
+	void *done_arg;
+
+	int active;    /* a batch is running */
+	int exhausted; /* the last claim found fewer rows than asked */
+	int claiming;
+	int stopping;
+	double horizon;
+	int ncalls; /* store calls in flight other than claims */
+	int npreparing;
+
+	struct job *ready_head, *ready_tail; /* reminders created, waiting for pace and a slot */
+	int nready;
+	struct job **done; /* outcomes waiting to be recorded */
+	int ndone, cap_done;
+
+	struct ratelimit rl;
+	struct loop_timer *pace;
+	struct loop_timer *flush;
+	int64_t paused_until_ms;
+	struct sched_pending *pending[SCHED_MSISDN_BUCKETS];
+
+	struct sched_stats batch, total;
+};
+
+static void sched_kick(struct sched *s);
+
+static double
+sched_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static unsigned
+sched_hash(const char *msisdn)
+{
+	unsigned h = 2166136261u;
+
+	for (; *msisdn; msisdn++)
+		h = (h ^ (unsigned char)*msisdn) * 16777619u;
+	return h % SCHED_MSISDN_BUCKETS;
+}
+
+static struct sched_pending *
+sched_pending_find(struct sched *s, const char *msisdn)
+{
+	struct sched_pending *p;
+
+	for (p = s->pending[sched_hash(msisdn)]; p != NULL; p = p->next)
+		if (strcmp(p->msisdn, msisdn) == 0)
+			return p;
+	return NULL;
+}
+
+static void
+sched_pending_add(struct sched *s, const char *msisdn, int64_t at)
+{
+	struct sched_pending *p = sched_pending_find(s, msisdn);
+	unsigned h;
+
+	if (p == NULL) {
+		if ((p = calloc(1, sizeof(*p))) == NULL)
+			fatal("sched_pending_add");
+		snprintf(p->msisdn, sizeof(p->msisdn), "%s", msisdn);
+		h = sched_hash(msisdn);
+		p->next = s->pending[h];
+		s->pending[h] = p;
+	}
+	p->at = at;
+	p->refs++;
+}
+
+static void
+sched_pending_del(struct sched *s, const char *msisdn)
+{
+	struct sched_pending **pp, *p;
+
+	for (pp = &s->pending[sched_hash(msisdn)]; (p = *pp) != NULL; pp = &p->next) {
+		if (strcmp(p->msisdn, msisdn) == 0) {
+			if (--p->refs == 0) {
+				*pp = p->next;
+				free(p);
+			}
+			return;
+		}
+	}
+}
+
+static struct sched_call *
+sched_call_new(struct sched *s, int cap)
+{
+	struct sched_call *c = calloc(1, sizeof(*c));
+
+	if (c == NULL || (c->jobs = calloc((size_t)(cap > 0 ? cap : 1), sizeof(*c->jobs))) == NULL)
+		fatal("sched_call_new");
+	c->s = s;
+	return c;
+}
+
+static void
+sched_call_free(struct sched_call *c, int free_jobs)
+{
+	int i;
+
+	if (free_jobs)
+		for (i = 0; i < c->n; i++)
+			free(c->jobs[i]);
+	free(c->jobs);
+	free(c);
+}
+
+static void
+sched_pace(void *arg)
+{
+	sched_kick(arg);
+}
+
+static void
+sched_flush_timer(void *arg)
+{
+	sched_kick(arg);
+}
+
+struct sched *
+sched_new(struct loop *loop, struct db *db, const struct conf *conf, const char *owner, sched_done_cb done_cb,
+    void *arg)
+{
+	struct sched *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		fatal("sched_new");
+	s->loop = loop;
+	s->db = db;
+	s->done_cb = done_cb;
+	s->done_arg = arg;
+	snprintf(s->owner, sizeof(s->owner), "%s", owner);
+	s->http = http_new(loop, conf->gateway.max_in_flight);
+	s->pace = loop_timer_new(loop, sched_pace, s);
+	s->flush = loop_timer_new(loop, sched_flush_timer, s);
+	ratelimit_init(&s->rl, conf->gateway.rate_per_second, 1.0, loop_now_ms() * 1000);
+	sched_set_conf(s, conf);
+	return s;
+}
+
+void
+sched_set_conf(struct sched *s, const struct conf *conf)
+{
+	s->conf = conf;
+	s->dialect = gw_dialect_get(conf->gateway.dialect);
+	ratelimit_set_rate(&s->rl, conf->gateway.rate_per_second, loop_now_ms() * 1000);
+}
+
+/* The instant reminder step + 1 becomes due (local midnight of due_date + offset), 0 when none. */
+static double
+sched_next_step_at(const struct sched *s, const struct job *j)
+{
+	const struct policy_rules *r = &s->conf->rules;
+	struct tz_local lt = { 0 };
+	int64_t t;
+
+	if (j->step + 1 >= r->noffsets)
+		return 0;
+	tz_civil_from_days(j->due_date + r->offsets_days[j->step + 1], &lt.year, &lt.month, &lt.day);
+	if (tz_from_local(j->time_zone, &lt, &t) == -1)
+		return sched_now() + SCHED_REGION_RETRY_S;
+	return (double)t;
+}
+
+/* Apply the policy to a claimed row. 1 when it is to be sent; else the job is filled for a release. */
+static int
+sched_decide(struct sched *s, struct job *j, double now)
+{
+	const struct policy_rules *rules = &s->conf->rules;
+	struct policy_row row = { j->region, j->time_zone, j->due_date, j->notice_sent_on, j->step,
+		j->settled, j->held, j->opted_out };
+	struct policy_decision dec;
+	struct sched_pending *p;
+
+	j->due_next_step = j->step;
+	if (j->step >= rules->noffsets)
+		return 0; /* every step done: park */
+	if (strcmp(j->rem_state, "sending") == 0) {
+		j->due_next_at = now + SCHED_BUSY_RETRY_S;
+		return 0;
+	}
+	if (j->rem_state[0] != '\0' && strcmp(j->rem_state, "queued") != 0) {
+		j->due_next_step = j->step + 1; /* the step is final already: move on */
+		j->due_next_at = now;
+		return 0;
+	}
+	if ((p = sched_pending_find(s, j->msisdn)) != NULL && j->hist.ncontacts < POLICY_MAX_HISTORY)
+		j->hist.contacts[j->hist.ncontacts++] = p->at;
+	if (policy_decide(rules, &row, &j->hist, (int64_t)now, &dec) == -1) {
+		log_warnx("due row %lld: unknown time zone %s", (long long)j->due_id, j->time_zone);
+		j->due_next_at = now + SCHED_REGION_RETRY_S;
+		s->batch.skipped++;
+		return 0;
+	}
+	switch (dec.reason) {
+	case POLICY_SEND:
+		sched_pending_add(s, j->msisdn, (int64_t)now);
+		return 1;
+	case POLICY_SETTLED:
+	case POLICY_HELD:
+	case POLICY_OPTED_OUT:
+		j->state = "cancelled";
+		snprintf(j->result.error, sizeof(j->result.error), "%s", policy_reason_to_text(dec.reason));
+		j->due_next_at = 0;
+		s->batch.cancelled++;
+		return 0;
+	case POLICY_UNKNOWN_REGION:
+		j->due_next_at = now + SCHED_REGION_RETRY_S;
+		break;
+	default:
+		j->due_next_at =
+		    dec.next_at != 0 ? (double)dec.next_at : now + s->conf->schedule.poll_interval_s;
+		break;
+	}
+	log_debug("due row %lld step %d: skip (%s)", (long long)j->due_id, j->step,
+	    policy_reason_to_text(dec.reason));
+	s->batch.skipped++;
+	return 0;
+}
+
+static void
+sched_release_cb(PGresult *res, void *arg)
+{
+	struct sched_call *c = arg;
+	struct sched *s = c->s;
+	char err[256];
+
+	if (!db_ok(res))
+		log_warnx("release: %s (the leases expire on their own)", db_error(res, err, sizeof(err)));
+	s->ncalls--;
+	sched_call_free(c, 1);
+	sched_kick(s);
+}
+
+/* Hand claimed rows back (the call owns and frees the jobs). */
+static void
+sched_release(struct sched *s, struct sched_call *c)
+{
+	if (c->n == 0) {
+		sched_call_free(c, 1);
+		return;
+	}
+	if (store_release(s->db, s->owner, c->jobs, c->n, sched_release_cb, c) == -1) {
+		log_warnx("release: database unavailable (the leases expire on their own)");
+		sched_call_free(c, 1);
+		return;
+	}
+	s->ncalls++;
+}
+
+static void
+sched_ready_push(struct sched *s, struct job *j)
+{
+	j->next = NULL;
+	if (s->ready_tail != NULL)
+		s->ready_tail->next = j;
+	else
+		s->ready_head = j;
+	s->ready_tail = j;
+	s->nready++;
+}
+
+static struct job *
+sched_ready_pop(struct sched *s)
+{
+	struct job *j = s->ready_head;
+
+	if (j != NULL) {
+		s->ready_head = j->next;
+		if (s->ready_head == NULL)
+			s->ready_tail = NULL;
+		s->nready--;
+	}
+	return j;
+}
+
+/* Queue an outcome for the next record statement. */
+static void
+sched_done_push(struct sched *s, struct job *j)
+{
+	if (s->ndone == s->cap_done) {
+		s->cap_done = s->cap_done ? s->cap_done * 2 : 256;
+		if ((s->done = realloc(s->done, (size_t)s->cap_done * sizeof(*s->done))) == NULL)
+			fatal("sched_done_push");
+	}
+	s->done[s->ndone++] = j;
+	if (!loop_timer_armed(s->flush))
+		loop_timer_set(s->flush, SCHED_FLUSH_MS);
+}
+
+/* A reminder created but never handed to the gateway: give it back untouched (attempt not counted). */
+static void
+sched_unsend(struct sched *s, struct job *j)
+{
+	double now = sched_now();
+
+	j->state = "queued";
+	j->attempts_delta = -1;
+	j->next_attempt_at = now;
+	j->due_next_at = now;
+	j->due_next_step = j->step;
+	sched_done_push(s, j);
+}
+
+static void
+sched_prepare_cb(PGresult *res, void *arg)
+{
+	struct sched_call *c = arg, *rest;
+	struct sched *s = c->s;
+	char err[256];
+	int i, k;
+
+	s->ncalls--;
+	s->npreparing -= c->n;
+	rest = sched_call_new(s, c->n);
+	if (!db_ok(res))
+		log_warnx("prepare: %s", db_error(res, err, sizeof(err)));
+	for (i = 0; db_ok(res) && i < PQntuples(res); i++) {
+		int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+
+		for (k = 0; k < c->n && (c->jobs[k] == NULL || c->jobs[k]->due_id != id); k++)
+			;
+		if (k == c->n)
+			continue;
+		snprintf(c->jobs[k]->rem_id, sizeof(c->jobs[k]->rem_id), "%s", PQgetvalue(res, i, 1));
+		c->jobs[k]->attempts = atoi(PQgetvalue(res, i, 2));
+		snprintf(c->jobs[k]->token, sizeof(c->jobs[k]->token), "%s", PQgetvalue(res, i, 3));
+		snprintf(c->jobs[k]->short_code, sizeof(c->jobs[k]->short_code), "%s", PQgetvalue(res, i, 4));
+		if (s->stopping)
+			sched_unsend(s, c->jobs[k]);
+		else
+			sched_ready_push(s, c->jobs[k]);
+		c->jobs[k] = NULL;
+	}
+	for (k = 0; k < c->n; k++) {
+		if (c->jobs[k] == NULL)
+			continue;
+		sched_pending_del(s, c->jobs[k]->msisdn);
+		c->jobs[k]->due_next_at = sched_now() + SCHED_BUSY_RETRY_S;
+		c->jobs[k]->due_next_step = c->jobs[k]->step;
+		rest->jobs[rest->n++] = c->jobs[k];
+	}
+	sched_release(s, rest);
+	sched_call_free(c, 0);
+	sched_kick(s);
+}
+
+static void
+sched_claim_cb(PGresult *res, void *arg)
+{
+	struct sched *s = arg;
+	struct sched_call *send, *skip;
+	double now = sched_now();
+	char err[256];
+	int i, n;
+
+	s->claiming = 0;
+	if (!db_ok(res)) {
+		log_warnx("claim: %s", db_error(res, err, sizeof(err)));
+		s->exhausted = 1;
+		sched_kick(s);
+		return;
+	}
+	n = PQntuples(res);
+	if (n < s->conf->schedule.batch_size)
+		s->exhausted = 1;
+	send = sched_call_new(s, n);
+	skip = sched_call_new(s, n);
+	for (i = 0; i < n; i++) {
+		struct job *j = malloc(sizeof(*j));
+
+		if (j == NULL)
+			fatal("claim");
+		if (store_claim_row(res, i, j) == -1)
+			log_warnx("claim: malformed history for due row %lld", (long long)j->due_id);
+		if (sched_decide(s, j, now)) {
+			token_generate(j->token);
+			send->jobs[send->n++] = j;
+		} else
+			skip->jobs[skip->n++] = j;
+	}
+	sched_release(s, skip);
+	if (send->n > 0 &&
+	    store_prepare(s->db, s->owner, s->conf->schedule.lease_s, s->conf->token.ttl_hours,
+	        s->conf->short_code, send->jobs, send->n, sched_prepare_cb, send) == 0) {
+		s->ncalls++;
+		s->npreparing += send->n;
+	} else {
+		for (i = 0; i < send->n; i++)
+			sched_pending_del(s, send->jobs[i]->msisdn);
+		sched_call_free(send, 1);
+	}
+	sched_kick(s);
+}
+
+/* Render the reminder's text into out. 0, or -1 with err. */
+static int
+sched_render(const struct sched *s, const struct job *j, char *out, size_t outlen, char *err, size_t errlen)
+{
+	const struct conf *conf = s->conf;
+	int fr = strcmp(j->lang, "en") != 0;
+	char link[512], *t;
+	struct template_vars vars = { link, j->amount_cents, j->currency, 0, 0, 0 };
+
+	snprintf(link, sizeof(link), "%s%s", conf->token.base_url, j->token);
+	tz_civil_from_days(j->due_date, &vars.due_year, &vars.due_month, &vars.due_day);
+	if (template_render(fr ? conf->templates.fr : conf->templates.en, fr ? "fr" : "en", &vars, out,
+	        outlen, err, errlen) == -1)
+		return -1;
+	if (conf->templates.transliterate) {
+		if ((t = gsm_transliterate(out)) == NULL) {
+			snprintf(err, errlen, "transliteration failed");
+			return -1;
+		}
+		snprintf(out, outlen, "%s", t);
+		free(t);
+	}
+	return 0;
+}
+
+/* One key=value line per delivery attempt; never the text, the token or the full number. */
+static void
+sched_log_attempt(const struct job *j)
+{
+	char masked[32], next[32] = "-";
+	time_t t = (time_t)j->next_attempt_at;
+	struct tm tm;
+
+	if (j->next_attempt_at > 0 && gmtime_r(&t, &tm) != NULL)
+		strftime(next, sizeof(next), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_info(
+	    "reminder=%s due=%lld step=%d to=%s code=%s result=%s state=%s http=%ld attempt=%d next=%s%s%s",
+	    j->rem_id, (long long)j->due_id, j->step, log_mask_msisdn(j->msisdn, masked, sizeof(masked)),
+	    j->short_code, gw_outcome_to_text(j->result.outcome), j->state, j->result.http_status,
+	    j->attempts, next, j->result.error[0] ? " error=" : "", j->result.error);
+}
+
+/* Turn the classified result into the reminder's next state and the due row's next look. */
+static void
+sched_outcome(struct sched *s, struct job *j)
+{
+	const struct conf *conf = s->conf;
+	double now = sched_now();
+	struct gw_result *r = &j->result;
+	int retry = r->outcome == GW_TEMPFAIL || (r->outcome == GW_AMBIGUOUS && s->dialect->idempotent);
+
+	j->due_next_step = j->step + 1;
+	j->due_next_at = sched_next_step_at(s, j);
+	if (r->outcome == GW_OK) {
+		j->state = "sent";
+		s->batch.sent++;
+	} else if (r->outcome == GW_CONFIG) {
+		sched_unsend(s, j);
+		j->next_attempt_at = j->due_next_at = now + SCHED_CONFIG_PAUSE_MS / 1000;
+		s->paused_until_ms = loop_now_ms() + SCHED_CONFIG_PAUSE_MS;
+		log_warnx("gateway refuses our configuration (%s): sending paused for %d s; fix the gateway "
+		          "settings "
+		          "and reload",
+		    r->error, SCHED_CONFIG_PAUSE_MS / 1000);
+		return;
+	} else if (retry && j->attempts < conf->gateway.max_attempts) {
+		j->state = "queued";
+		j->next_attempt_at = now +
+		    (double)backoff_delay_ms(j->attempts, conf->gateway.backoff_base_ms,
+		        conf->gateway.backoff_cap_ms, drand48(), r->retry_after_ms) /
+		        1000.0;
+		j->due_next_at = j->next_attempt_at;
+		j->due_next_step = j->step;
+		s->batch.retried++;
+	} else if (retry) {
+		j->state = "failed";
+		s->batch.failed++;
+	} else if (r->outcome == GW_AMBIGUOUS) {
+		j->state = "unknown";
+		s->batch.unknown++;
+	} else {
+		j->state = "failed";
+		s->batch.failed++;
+	}
+	if (r->opt_out && store_opt_out(s->db, j->msisdn, "gateway", NULL, NULL) == -1)
+		log_warnx("opt-out from the gateway not recorded: database unavailable");
+	sched_done_push(s, j);
+}
+
+static void
+sched_http_cb(const struct http_result *res, void *arg)
+{
+	struct job *j = arg;
+	struct sched *s = j->ctx;
+	struct gw_response resp = { res->status, res->body, res->body_len, res->retry_after };
+
+	memset(&j->result, 0, sizeof(j->result));
+	if (res->curl_code != CURLE_OK)
+		gw_classify_transport(res->curl_code, res->request_sent, &j->result);
+	else
+		s->dialect->classify(&resp, &j->result);
+	if (j->result.retry_after_ms == 0 && res->retry_after != NULL)
+		j->result.retry_after_ms = gw_parse_retry_after(res->retry_after, (int64_t)sched_now());
+	sched_outcome(s, j);
+	sched_log_attempt(j);
+	sched_kick(s);
+}
+
+/* Render, build and hand one reminder to libcurl. */
+static void
+sched_send(struct sched *s, struct job *j)
+{
+	char text[SCHED_TEXT_MAX], err[256];
+	struct gw_message m = { j->rem_id, j->short_code, j->msisdn, text };
+	struct gw_request req = { 0 };
+
+	if (sched_render(s, j, text, sizeof(text), err, sizeof(err)) == -1 ||
+	    gw_build(s->dialect, s->conf, &m, &req, err, sizeof(err)) == -1) {
+		log_warnx("reminder=%s: not sent: %s", j->rem_id, err);
+		memset(&j->result, 0, sizeof(j->result));
+		j->result.outcome = GW_PERMFAIL;
+		snprintf(j->result.error, sizeof(j->result.error), "%s", err);
+		sched_outcome(s, j);
+		return;
+	}
+	explicit_bzero(j->token, sizeof(j->token)); /* it lives on in the database only while needed */
+	j->ctx = s;
+	j->started_ms = loop_now_ms();
+	if (http_submit(s->http, &req, s->conf->gateway.timeout_ms, s->conf->gateway.connect_timeout_ms,
+	        sched_http_cb, j) == -1) {
+		gw_request_free(&req);
+		sched_unsend(s, j);
+	}
+}
+
+/* Start as many ready reminders as the pace, the pause and max_in_flight allow. */
+static void
+sched_dispatch(struct sched *s)
+{
+	int64_t now_ms, wait_us;
+
+	while (s->nready > 0 && http_in_flight(s->http) < s->conf->gateway.max_in_flight) {
+		now_ms = loop_now_ms();
+		if (now_ms < s->paused_until_ms) {
+			loop_timer_set(s->pace, s->paused_until_ms - now_ms);
+			return;
+		}
+		if ((wait_us = ratelimit_take(&s->rl, now_ms * 1000)) > 0) {
+			loop_timer_set(s->pace, (wait_us + 999) / 1000);
+			return;
+		}
+		sched_send(s, sched_ready_pop(s));
+	}
+}
+
+static void
+sched_record_cb(PGresult *res, void *arg)
+{
+	struct sched_call *c = arg;
+	struct sched *s = c->s;
+	char err[256];
+	long fenced;
+
+	if (!db_ok(res))
+		log_warnx("record: %s: %d outcomes not recorded (their leases expire and they are rescued)",
+		    db_error(res, err, sizeof(err)), c->n);
+	else if ((fenced = c->n - strtol(PQgetvalue(res, 0, 0), NULL, 10)) > 0)
+		log_warnx("record: %ld of %d outcomes refused: their lease had passed to another daemon",
+		    fenced, c->n);
+	s->ncalls--;
+	sched_call_free(c, 1);
+	sched_kick(s);
+}
+
+static void
+sched_flush(struct sched *s)
+{
+	struct sched_call *c;
+	int i;
+
+	if (s->ndone == 0)
+		return;
+	c = sched_call_new(s, s->ndone);
+	for (i = 0; i < s->ndone; i++) {
+		sched_pending_del(s, s->done[i]->msisdn);
+		c->jobs[c->n++] = s->done[i];
+	}
+	s->ndone = 0;
+	loop_timer_set(s->flush, -1);
+	if (store_record(s->db, s->owner, c->jobs, c->n, sched_record_cb, c) == -1) {
+		log_warnx("record: database unavailable: %d outcomes not recorded (rescued when their leases "
+		          "expire)",
+		    c->n);
+		sched_call_free(c, 1);
+		return;
+	}
+	s->ncalls++;
+}
+
+static void
+sched_rescue_cb(PGresult *res, void *arg)
+{
+	struct sched *s = arg;
+	char err[256];
+
+	if (!db_ok(res))
+		log_warnx("rescue: %s", db_error(res, err, sizeof(err)));
+	else if (atoi(PQcmdTuples(res)) > 0)
+		log_notice("rescue: %s reminders taken back from stopped daemons", PQcmdTuples(res));
+	s->claiming = 0;
+	sched_kick(s);
+}
+
+static void
+sched_claim(struct sched *s)
+{
+	const struct conf *conf = s->conf;
+
+	if (store_claim(s->db, s->owner, conf->schedule.batch_size, conf->schedule.lease_s, s->horizon,
+	        sched_claim_cb, s) == -1) {
+		log_warnx("claim: database unavailable");
+		s->exhausted = 1;
+		return;
+	}
+	s->claiming = 1;
+}
+
+static int
+sched_quiet(const struct sched *s)
+{
+	return !s->claiming && s->ncalls == 0 && s->nready == 0 && s->ndone == 0 &&
+	    http_in_flight(s->http) == 0;
+}
+
+static void
+sched_end_batch(struct sched *s)
+{
+	const struct sched_stats *b = &s->batch;
+
+	s->active = 0;
+	s->total.sent += b->sent;
+	s->total.failed += b->failed;
+	s->total.retried += b->retried;
+	s->total.unknown += b->unknown;
+	s->total.skipped += b->skipped;
+	s->total.cancelled += b->cancelled;
+	log_info("batch: sent=%ld failed=%ld retried=%ld unknown=%ld skipped=%ld cancelled=%ld", b->sent,
+	    b->failed, b->retried, b->unknown, b->skipped, b->cancelled);
+	if (s->done_cb != NULL)
+		s->done_cb(b, s->done_arg);
+}
+
+/* The scheduler's one step: claim when the pipeline runs low, send, record, and notice the end. */
+static void
+sched_kick(struct sched *s)
+{
+	int low = s->conf->gateway.max_in_flight > s->conf->schedule.batch_size
+	    ? s->conf->gateway.max_in_flight
+	    : s->conf->schedule.batch_size;
+
+	if (s->active && !s->exhausted && !s->claiming && !s->stopping && s->nready + s->npreparing < low)
+		sched_claim(s);
+	if (!s->stopping)
+		sched_dispatch(s);
+	if (s->ndone >= s->conf->schedule.batch_size || (s->ndone > 0 && http_in_flight(s->http) == 0) ||
+	    (s->ndone > 0 && !loop_timer_armed(s->flush)))
+		sched_flush(s);
+	if (s->active && (s->exhausted || s->stopping) && sched_quiet(s))
+		sched_end_batch(s);
+}
+
+int
+sched_batch(struct sched *s)
+{
+	if (s->active || s->stopping)
+		return 0;
+	memset(&s->batch, 0, sizeof(s->batch));
+	s->active = 1;
+	s->exhausted = 0;
+	s->horizon = sched_now();
+	if (store_rescue(s->db, s->dialect->idempotent, sched_rescue_cb, s) == 0)
+		s->claiming = 1; /* the claim waits for the rescue */
+	sched_kick(s);
+	return 1;
+}
+
+void
+sched_stop(struct sched *s)
+{
+	struct job *j;
+
+	s->stopping = 1;
+	loop_timer_set(s->pace, -1);
+	while ((j = sched_ready_pop(s)) != NULL)
+		sched_unsend(s, j);
+	sched_kick(s);
+}
+
+int
+sched_busy(const struct sched *s)
+{
+	return s->active || !sched_quiet(s);
+}
+
+const struct sched_stats *
+sched_totals(const struct sched *s)
+{
+	return &s->total;
+}
+
+int
+sched_in_flight(const struct sched *s)
+{
+	return http_in_flight(s->http);
+}
+
+void
+sched_free(struct sched *s)
+{
+	struct sched_pending *p;
+	struct job *j;
+	int i;
+
+	if (s == NULL)
+		return;
+	while ((j = sched_ready_pop(s)) != NULL)
+		free(j);
+	for (i = 0; i < s->ndone; i++)
+		free(s->done[i]);
+	for (i = 0; i < SCHED_MSISDN_BUCKETS; i++)
+		while ((p = s->pending[i]) != NULL) {
+			s->pending[i] = p->next;
+			free(p);
+		}
+	free(s->done);
+	http_free(s->http);
+	free(s);
+}

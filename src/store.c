@@ -1,0 +1,353 @@
+/* Every SQL statement of the daemon, batched with unnest() arrays and fenced on id + attempt + owner. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "payremind/log.h"
+#include "payremind/store.h"
+
+/* Claim: lock up to $2 rows due by $4, lease them to $1 until now() + $3 s, and return what the
+ * policy and the template need, with the number's recent contacts and the step's existing reminder. */
+static const char store_sql_claim[] =
+    "WITH c AS ("
+    " SELECT id, next_step FROM payremind.due_accounts"
+    "  WHERE next_at <= to_timestamp($4::float8)"
+    "  ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    " UPDATE payremind.due_accounts d"
+    "    SET next_at = now() + make_interval(secs => $3::int), lease_owner = $1::uuid"
+    "   FROM c LEFT JOIN payremind.reminders r ON r.due_account_id = c.id AND r.step = c.next_step"
+    "  WHERE d.id = c.id"
+    " RETURNING d.id, d.next_step, d.msisdn, d.language, d.region, d.time_zone,"
+    "  d.due_date - DATE '1970-01-01', coalesce(d.notice_sent_on - DATE '1970-01-01', -2147483648),"
+    "  d.settled_at IS NOT NULL, d.contact_hold IS NOT NULL,"
+    "  EXISTS (SELECT 1 FROM payremind.opt_outs o WHERE o.msisdn = d.msisdn),"
+    "  d.amount_cents, d.currency, coalesce(r.state, ''),"
+    "  ARRAY(SELECT h.t FROM (SELECT floor(extract(epoch FROM s.sent_at))::bigint AS t"
+    "          FROM payremind.reminders s WHERE s.msisdn = d.msisdn AND s.sent_at > now() - interval '7 days'"
+    "         ORDER BY s.sent_at DESC LIMIT 32) h ORDER BY h.t)";
+
+/* Create the reminder and its token in one statement (one transaction); a queued retry of the same
+ * step is re-leased instead, keeping its id (the Idempotency-Key) and its token. */
+static const char store_sql_prepare[] =
+    "WITH v AS (SELECT * FROM unnest($3::bigint[], $4::smallint[], $5::text[]) AS v(due_id, step, token)),"
+    " up AS ("
+    "  INSERT INTO payremind.reminders AS r (due_account_id, step, msisdn, short_code, language, state,"
+    "         attempts, lease_owner, lease_until, link_token)"
+    "  SELECT v.due_id, v.step, d.msisdn, $6, d.language, 'sending', 1, $1::uuid,"
+    "         now() + make_interval(secs => $2::int), v.token"
+    "    FROM v JOIN payremind.due_accounts d ON d.id = v.due_id AND d.lease_owner = $1::uuid"
+    "  ON CONFLICT (due_account_id, step) DO UPDATE"
+    "     SET state = 'sending', attempts = r.attempts + 1, lease_owner = EXCLUDED.lease_owner,"
+    "         lease_until = EXCLUDED.lease_until, next_attempt_at = NULL, updated_at = now()"
+    "   WHERE r.state = 'queued'"
+    "  RETURNING r.due_account_id, r.id, r.attempts, r.link_token, r.short_code, r.xmax = 0 AS inserted),"
+    " tok AS ("
+    "  INSERT INTO payremind.payment_tokens (token_hash, reminder_id, expires_at)"
+    "  SELECT sha256(convert_to(up.link_token, 'UTF8')), up.id, now() + make_interval(hours => $7::int)"
+    "    FROM up WHERE up.inserted)"
+    " SELECT due_account_id, id, attempts, link_token, short_code FROM up";
+
+static const char store_sql_release[] =
+    "WITH u AS (SELECT * FROM unnest($2::bigint[], $3::float8[], $4::text[], $5::smallint[])"
+    "           AS u(id, next_at, cancel, next_step)),"
+    " rel AS ("
+    "  UPDATE payremind.due_accounts d"
+    "     SET next_at = to_timestamp(u.next_at), next_step = u.next_step, lease_owner = NULL"
+    "    FROM u WHERE d.id = u.id AND d.lease_owner = $1::uuid"
+    "  RETURNING d.id, d.next_step, u.cancel)"
+    " UPDATE payremind.reminders r"
+    "    SET state = 'cancelled', link_token = NULL, next_attempt_at = NULL, last_error = rel.cancel,"
+    "        updated_at = now()"
+    "   FROM rel WHERE rel.cancel IS NOT NULL AND r.due_account_id = rel.id AND r.step = rel.next_step"
+    "    AND r.state = 'queued'";
+
+/* Outcomes. `unknown` counts as a contact (sent_at) for the caps: it may have reached the phone. */
+static const char store_sql_record[] =
+    "WITH u AS (SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::float8[], $6::text[],"
+    "           $7::text[], $8::float8[], $9::smallint[], $10::int[])"
+    "           AS u(id, attempts, state, next_attempt_at, gw_id, err, due_next_at, due_next_step, delta)),"
+    " rem AS ("
+    "  UPDATE payremind.reminders r"
+    "     SET state = u.state, attempts = r.attempts + u.delta, next_attempt_at = "
+    "to_timestamp(u.next_attempt_at),"
+    "         gateway_message_id = coalesce(u.gw_id, r.gateway_message_id), last_error = u.err,"
+    "         sent_at = CASE WHEN u.state IN ('sent', 'unknown') THEN now() ELSE r.sent_at END,"
+    "         link_token = CASE WHEN u.state = 'queued' THEN r.link_token END,"
+    "         lease_owner = NULL, lease_until = NULL, updated_at = now()"
+    "    FROM u WHERE r.id = u.id AND r.attempts = u.attempts AND r.lease_owner = $1::uuid"
+    "     AND r.state = 'sending'"
+    "  RETURNING r.due_account_id, u.due_next_at, u.due_next_step),"
+    " due AS ("
+    "  UPDATE payremind.due_accounts d"
+    "     SET next_at = to_timestamp(rem.due_next_at), next_step = rem.due_next_step, lease_owner = NULL"
+    "    FROM rem WHERE d.id = rem.due_account_id AND d.lease_owner = $1::uuid RETURNING 1)"
+    " SELECT (SELECT count(*) FROM rem), (SELECT count(*) FROM due)";
+
+static const char store_sql_rescue[] =
+    "WITH l AS (SELECT pg_try_advisory_xact_lock(7202202702) AS got),"
+    " r AS ("
+    "  UPDATE payremind.reminders r"
+    "     SET state = CASE WHEN $1::bool THEN 'queued' ELSE 'unknown' END,"
+    "         next_attempt_at = CASE WHEN $1::bool THEN now() END,"
+    "         link_token = CASE WHEN $1::bool THEN r.link_token END,"
+    "         sent_at = CASE WHEN $1::bool THEN r.sent_at ELSE now() END,"
+    "         last_error = 'lease expired while sending: the daemon stopped', lease_owner = NULL,"
+    "         lease_until = NULL, updated_at = now()"
+    "    FROM l WHERE l.got AND r.state = 'sending' AND r.lease_until < now()"
+    "  RETURNING r.due_account_id, r.step, r.state)"
+    " UPDATE payremind.due_accounts d"
+    "    SET next_at = now(), lease_owner = NULL,"
+    "        next_step = CASE WHEN r.state = 'unknown' THEN r.step + 1 ELSE r.step END"
+    "   FROM r WHERE d.id = r.due_account_id AND d.next_step = r.step";
+
+static const char store_sql_opt_out[] =
+    "INSERT INTO payremind.opt_outs (msisdn, source) VALUES ($1, $2) ON CONFLICT (msisdn) DO NOTHING";
+
+void
+store_register(struct db *db)
+{
+	db_statement(db, "claim", store_sql_claim);
+	db_statement(db, "prepare", store_sql_prepare);
+	db_statement(db, "release", store_sql_release);
+	db_statement(db, "record", store_sql_record);
+	db_statement(db, "rescue", store_sql_rescue);
+	db_statement(db, "opt_out", store_sql_opt_out);
+}
+
+/* A PostgreSQL array literal, built element by element. */
+struct pgarr {
+	char *buf;
+	size_t len, cap;
+};
+
+static void
+pgarr_put(struct pgarr *a, const char *s, size_t n)
+{
+	if (a->len + n + 2 > a->cap) {
+		size_t cap = a->cap ? a->cap : 256;
+
+		while (cap < a->len + n + 2)
+			cap *= 2;
+		if ((a->buf = realloc(a->buf, cap)) == NULL)
+			fatal("pgarr");
+		a->cap = cap;
+	}
+	memcpy(a->buf + a->len, s, n);
+	a->len += n;
+	a->buf[a->len] = '\0';
+}
+
+static void
+pgarr_sep(struct pgarr *a)
+{
+	pgarr_put(a, a->len == 0 ? "{" : ",", 1);
+}
+
+/* A text element, double-quoted with " and \ escaped; NULL for s == NULL. */
+static void
+pgarr_text(struct pgarr *a, const char *s)
+{
+	pgarr_sep(a);
+	if (s == NULL) {
+		pgarr_put(a, "NULL", 4);
+		return;
+	}
+	pgarr_put(a, "\"", 1);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			pgarr_put(a, "\\", 1);
+		pgarr_put(a, s, 1);
+	}
+	pgarr_put(a, "\"", 1);
+}
+
+static void
+pgarr_int(struct pgarr *a, long long v)
+{
+	char b[32];
+
+	pgarr_sep(a);
+	pgarr_put(a, b, (size_t)snprintf(b, sizeof(b), "%lld", v));
+}
+
+/* An epoch in seconds; 0 stands for NULL. */
+static void
+pgarr_time(struct pgarr *a, double t)
+{
+	char b[48];
+
+	pgarr_sep(a);
+	if (t == 0)
+		pgarr_put(a, "NULL", 4);
+	else
+		pgarr_put(a, b, (size_t)snprintf(b, sizeof(b), "%.3f", t));
+}
+
+static const char *
+pgarr_end(struct pgarr *a)
+{
+	if (a->len == 0)
+		pgarr_put(a, "{", 1);
+	pgarr_put(a, "}", 1);
+	return a->buf;
+}
+
+int
+store_claim(struct db *db, const char *owner, int limit, int lease_s, double horizon, db_cb cb, void *arg)
+{
+	char lim[16], lease[16], hz[48];
+	const char *v[4] = { owner, lim, lease, hz };
+
+	snprintf(lim, sizeof(lim), "%d", limit);
+	snprintf(lease, sizeof(lease), "%d", lease_s);
+	snprintf(hz, sizeof(hz), "%.3f", horizon);
+	return db_query(db, "claim", 4, v, cb, arg);
+}
+
+static void
+store_copy(char *dst, size_t len, const PGresult *res, int i, int col)
+{
+	snprintf(dst, len, "%s", PQgetvalue(res, i, col));
+}
+
+/* "{1,2,3}" -> contacts (at most POLICY_MAX_HISTORY, oldest first). */
+static int
+store_parse_history(const char *s, struct policy_history *h)
+{
+	char *end;
+
+	h->ncontacts = 0;
+	if (*s++ != '{')
+		return -1;
+	while (*s && *s != '}' && h->ncontacts < POLICY_MAX_HISTORY) {
+		h->contacts[h->ncontacts++] = strtoll(s, &end, 10);
+		if (end == s)
+			return -1;
+		s = *end == ',' ? end + 1 : end;
+	}
+	return 0;
+}
+
+int
+store_claim_row(const PGresult *res, int i, struct job *job)
+{
+	memset(job, 0, sizeof(*job));
+	job->due_id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	job->step = atoi(PQgetvalue(res, i, 1));
+	store_copy(job->msisdn, sizeof(job->msisdn), res, i, 2);
+	store_copy(job->lang, sizeof(job->lang), res, i, 3);
+	store_copy(job->region, sizeof(job->region), res, i, 4);
+	store_copy(job->time_zone, sizeof(job->time_zone), res, i, 5);
+	job->due_date = (int32_t)strtol(PQgetvalue(res, i, 6), NULL, 10);
+	job->notice_sent_on = (int32_t)strtoll(PQgetvalue(res, i, 7), NULL, 10);
+	job->settled = PQgetvalue(res, i, 8)[0] == 't';
+	job->held = PQgetvalue(res, i, 9)[0] == 't';
+	job->opted_out = PQgetvalue(res, i, 10)[0] == 't';
+	job->amount_cents = strtoll(PQgetvalue(res, i, 11), NULL, 10);
+	store_copy(job->currency, sizeof(job->currency), res, i, 12);
+	store_copy(job->rem_state, sizeof(job->rem_state), res, i, 13);
+	return store_parse_history(PQgetvalue(res, i, 14), &job->hist);
+}
+
+int
+store_prepare(struct db *db, const char *owner, int lease_s, int ttl_hours, const char *short_code,
+    struct job *const *jobs, int n, db_cb cb, void *arg)
+{
+	struct pgarr ids = { 0 }, steps = { 0 }, toks = { 0 };
+	char lease[16], ttl[16];
+	const char *v[7];
+	int i, rc;
+
+	for (i = 0; i < n; i++) {
+		pgarr_int(&ids, jobs[i]->due_id);
+		pgarr_int(&steps, jobs[i]->step);
+		pgarr_text(&toks, jobs[i]->token);
+	}
+	snprintf(lease, sizeof(lease), "%d", lease_s);
+	snprintf(ttl, sizeof(ttl), "%d", ttl_hours);
+	v[0] = owner;
+	v[1] = lease;
+	v[2] = pgarr_end(&ids);
+	v[3] = pgarr_end(&steps);
+	v[4] = pgarr_end(&toks);
+	v[5] = short_code;
+	v[6] = ttl;
+	rc = db_query(db, "prepare", 7, v, cb, arg);
+	free(ids.buf);
+	free(steps.buf);
+	free(toks.buf);
+	return rc;
+}
+
+int
+store_release(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
+{
+	struct pgarr ids = { 0 }, at = { 0 }, cancel = { 0 }, steps = { 0 };
+	const char *v[5];
+	int i, rc;
+
+	for (i = 0; i < n; i++) {
+		int cancelled = jobs[i]->state != NULL && strcmp(jobs[i]->state, "cancelled") == 0;
+
+		pgarr_int(&ids, jobs[i]->due_id);
+		pgarr_time(&at, jobs[i]->due_next_at);
+		pgarr_text(&cancel, cancelled ? jobs[i]->result.error : NULL);
+		pgarr_int(&steps, jobs[i]->due_next_step);
+	}
+	v[0] = owner;
+	v[1] = pgarr_end(&ids);
+	v[2] = pgarr_end(&at);
+	v[3] = pgarr_end(&cancel);
+	v[4] = pgarr_end(&steps);
+	rc = db_query(db, "release", 5, v, cb, arg);
+	free(ids.buf);
+	free(at.buf);
+	free(cancel.buf);
+	free(steps.buf);
+	return rc;
+}
+
+int
+store_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
+{
+	struct pgarr a[9] = { { 0 } };
+	const char *v[10];
+	int i, rc;
+
+	for (i = 0; i < n; i++) {
+		const struct job *j = jobs[i];
+
+		pgarr_text(&a[0], j->rem_id);
+		pgarr_int(&a[1], j->attempts);
+		pgarr_text(&a[2], j->state);
+		pgarr_time(&a[3], j->next_attempt_at);
+		pgarr_text(&a[4], j->result.message_id[0] ? j->result.message_id : NULL);
+		pgarr_text(&a[5], j->result.error[0] ? j->result.error : NULL);
+		pgarr_time(&a[6], j->due_next_at);
+		pgarr_int(&a[7], j->due_next_step);
+		pgarr_int(&a[8], j->attempts_delta);
+	}
+	v[0] = owner;
+	for (i = 0; i < 9; i++)
+		v[i + 1] = pgarr_end(&a[i]);
+	rc = db_query(db, "record", 10, v, cb, arg);
+	for (i = 0; i < 9; i++)
+		free(a[i].buf);
+	return rc;
+}
+
+int
+store_rescue(struct db *db, int idempotent, db_cb cb, void *arg)
+{
+	const char *v[1] = { idempotent ? "true" : "false" };
+
+	return db_query(db, "rescue", 1, v, cb, arg);
+}
+
+int
+store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb cb, void *arg)
+{
+	const char *v[2] = { msisdn, source };
+
+	return db_query(db, "opt_out", 2, v, cb, arg);
+}
