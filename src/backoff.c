@@ -2,8 +2,8 @@
 #include "payremind/backoff.h"
 
 /*
- * min(cap, base * 2^(attempt - 1)) without overflow, for any attempt >= 1 and base, cap >= 0: it
- * doubles at most 63 times, whatever the attempt number.
+ * min(cap, base * 2^(attempt - 1)) without overflow; an attempt <= 1 gives min(cap, base)
+ * (so 0 and negative attempts count as the first). It doubles at most 63 times, whatever the attempt.
  */
 static int64_t
 backoff_ceiling(int attempt, int64_t base_ms, int64_t cap_ms)
@@ -26,17 +26,13 @@ backoff_delay_ms(int attempt, int64_t base_ms, int64_t cap_ms, double rnd, int64
 {
 	int64_t d, half, delay;
 
-	if (attempt < 1)
-		attempt = 1;
-	if (base_ms < 0)
-		base_ms = 0;
-	if (cap_ms < 0)
-		cap_ms = 0;
-	if (!(rnd >= 0.0))
+	if (!(rnd >= 0.0)) /* NaN included: converting it to an integer is undefined */
 		rnd = 0.0;
 	if (rnd > 1.0)
 		rnd = 1.0;
 	d = backoff_ceiling(attempt, base_ms, cap_ms);
+	if (d < 0) /* a negative base or cap from a broken caller */
+		d = 0;
 	half = d / 2;
 	delay = half + (int64_t)(rnd * (double)(d - half));
 	if (delay > d) /* a delay near INT64_MAX loses precision as a double */

@@ -1,5 +1,6 @@
 /* Unit tests of backoff.c: equal-jitter bounds, the cap, overflow safety, growth, Retry-After. */
 #include <limits.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -67,6 +68,37 @@ upper_bound_grows_monotonically_to_the_cap(void **state)
 	assert_int_equal(backoff_delay_ms(200, 250, 3600000, 0.0, 0), 1800000);
 }
 
+/* Values outside the contract are clamped rather than trusted; no Retry-After (-1) hides a negative delay. */
+static const struct {
+	const char *what;
+	int attempt;
+	int64_t base, cap;
+	double rnd;
+	int64_t want;
+} clamp_cases[] = {
+	{ "negative rnd acts as 0", 1, 1000, 60000, -0.5, 500 },
+	{ "NaN rnd acts as 0", 1, 1000, 60000, NAN, 500 },
+	{ "rnd far above 1 acts as 1", 1, 1000, 60000, 1e300, 1000 },
+	{ "negative base means no delay", 100, -1000, 60000, 0.5, 0 },
+	{ "negative cap means no delay", 5, 1000, -1, 0.5, 0 },
+	{ "a huge cap that a double rounds up is still the maximum", 100, 1000, (INT64_C(1) << 62) + 600, 1.0,
+	    (INT64_C(1) << 62) + 600 },
+};
+
+static void
+out_of_contract_inputs_stay_within_bounds(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(clamp_cases) / sizeof(clamp_cases[0]); i++) {
+		print_message("case: %s\n", clamp_cases[i].what);
+		assert_int_equal(backoff_delay_ms(clamp_cases[i].attempt, clamp_cases[i].base,
+		                     clamp_cases[i].cap, clamp_cases[i].rnd, -1),
+		    clamp_cases[i].want);
+	}
+}
+
 static const struct {
 	const char *what;
 	int64_t retry_after;
@@ -99,6 +131,7 @@ main(void)
 		cmocka_unit_test(delay_lies_between_half_and_full_step),
 		cmocka_unit_test(upper_bound_grows_monotonically_to_the_cap),
 		cmocka_unit_test(retry_after_wins_when_longer),
+		cmocka_unit_test(out_of_contract_inputs_stay_within_bounds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
