@@ -1,0 +1,253 @@
+"""Integration test harness: a fresh database per test (from the fixture's migrated template), the
+sandbox gateway on a free loopback port, config files, and the real binaries.
+
+Each test file defines test_* functions and ends with `harness.main(globals())`."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+import psycopg2
+
+STATE = os.environ.get("PAYREMIND_TEST_STATE", "")
+BIN = os.environ.get("PAYREMIND_BIN", "")
+SRC = os.environ.get("PAYREMIND_SRC", os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+
+ALL_DAY = '{ days = ["mon","tue","wed","thu","fri","sat","sun"]; start = "00:00"; end = "24:00"; }'
+# Regions open around the clock, so tests pass at any hour; the real windows are tested by the
+# policy unit tests and `batch --dry-run --at`.
+OPEN_REGIONS = f"""regions = {{
+  QC = {{ windows = ( {ALL_DAY} ); holidays = "none"; notice_days = 5; max_per_7_days = 0; }};
+  ON = {{ windows = ( {ALL_DAY} ); holidays = "none"; notice_days = 6; max_per_7_days = 3; }};
+}};"""
+
+
+def pg_env():
+    env = {}
+    with open(os.path.join(STATE, "env")) as f:
+        for line in f:
+            k, _, v = line.strip().partition("=")
+            env[k] = v
+    return env
+
+
+class Database:
+    """A database of its own for one test, copied from the migrated template."""
+
+    def __init__(self, name):
+        self.env = pg_env()
+        self.name = re.sub(r"[^a-z0-9_]", "_", name.lower())[:50] + "_" + str(os.getpid())
+        admin = self.connect("postgres")
+        admin.autocommit = True
+        with admin.cursor() as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{self.name}"')
+            c.execute(f'CREATE DATABASE "{self.name}" TEMPLATE payremind_template')
+        admin.close()
+        self.conninfo = f"host={self.env['PGHOST']} port={self.env['PGPORT']} user={self.env['PGUSER']} dbname={self.name}"
+        self.conn = self.connect(self.name)
+        self.conn.autocommit = True
+
+    def connect(self, dbname=None):
+        return psycopg2.connect(host=self.env["PGHOST"], port=self.env["PGPORT"], user=self.env["PGUSER"],
+                                dbname=dbname or self.name)
+
+    def q(self, sql, *args):
+        with self.conn.cursor() as c:
+            c.execute(sql, args)
+            return c.fetchall() if c.description else None
+
+    def one(self, sql, *args):
+        rows = self.q(sql, *args)
+        return rows[0][0] if rows else None
+
+    def add_due(self, ref, msisdn, days_ago=2, **cols):
+        """Insert a due row whose due_date is days_ago local days in the past; returns its id."""
+        cols.setdefault("amount_cents", 12345)
+        names = ["account_ref", "msisdn", "due_date"] + list(cols)
+        vals = [ref, msisdn, f"now - {days_ago}"] + list(cols.values())
+        sql = (f"INSERT INTO payremind.due_accounts ({', '.join(names)}) VALUES (%s, %s, "
+               f"(now() AT TIME ZONE 'America/Toronto')::date - %s" + ", %s" * len(cols) + ") RETURNING id")
+        return self.one(sql, ref, msisdn, days_ago, *cols.values())
+
+    def states(self):
+        return dict(self.q("SELECT state, count(*) FROM payremind.reminders GROUP BY state"))
+
+    def close(self):
+        self.conn.close()
+        admin = self.connect("postgres")
+        admin.autocommit = True
+        with admin.cursor() as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        admin.close()
+
+
+class Sandbox:
+    """The in-tree json gateway on a free port, recording every request."""
+
+    def __init__(self, tmp, *args):
+        self.tmp = tmp
+        self.port_file = os.path.join(tmp, f"sandbox-{id(self)}.port")
+        self.record = os.path.join(tmp, f"sandbox-{id(self)}.jsonl")
+        self.proc = subprocess.Popen([os.path.join(BIN, "sandbox-gateway"), "--port", "0", "--port-file",
+                                      self.port_file, "--record", self.record, "--quiet", *args],
+                                     stdout=subprocess.DEVNULL, stderr=open(self.record + ".err", "w"))
+        self.port = int(wait_for_file(self.port_file))
+        self.url = f"http://127.0.0.1:{self.port}/sms"
+
+    def records(self):
+        if not os.path.exists(self.record):
+            return []
+        with open(self.record) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def accepted(self):
+        """Accepted SMS, duplicates (same Idempotency-Key, answered from memory) left out."""
+        return [r for r in self.records() if 200 <= r["status"] < 300 and not r["duplicate"]]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def wait_for_file(path, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if os.path.exists(path):
+            with open(path) as f:
+                data = f.read().strip()
+            if data:
+                return data
+        time.sleep(0.02)
+    raise AssertionError(f"{path} did not appear within {timeout} s")
+
+
+def libconfig_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(v)
+
+
+def write_conf(tmp, db, gateway_url, extra="", name="payremind.conf", regions=OPEN_REGIONS, gateway=None,
+               schedule=None, short_code="27022"):
+    """A config for the test: gateway and schedule take {key: value} overrides."""
+    gw = dict(dialect="json", url=gateway_url, timeout_ms=2000, connect_timeout_ms=1000, rate_per_second=0.0,
+              max_in_flight=16, backoff_base_ms=1000, backoff_cap_ms=5000)
+    gw.update(gateway or {})
+    sched = dict(batch_size=50, lease_s=10, poll_interval_s=1)
+    sched.update(schedule or {})
+    group = lambda d: " ".join(f"{k} = {libconfig_value(v)};" for k, v in d.items())  # noqa: E731
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(f"""database = {{ conninfo = "{db.conninfo}"; }};
+sender = {{ short_code = "{short_code}"; }};
+gateway = {{ {group(gw)} }};
+token = {{ base_url = "https://pay.aro.ca/p/"; }};
+schedule = {{ {group(sched)} }};
+listen = {{ port = 0; }};
+{regions}
+{extra}
+""")
+    return path
+
+
+def daemon_cmd(conf, *args):
+    return [os.path.join(BIN, "payremindd"), "-c", conf, *args]
+
+
+def run_once(conf, timeout=60, check=True):
+    p = subprocess.run(daemon_cmd(conf, "--once"), capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"payremindd --once exited {p.returncode}: {p.stderr}")
+    return p
+
+
+def summary(p):
+    """The --once summary line as a dict of ints."""
+    line = p.stdout.strip().splitlines()[-1]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
+
+
+def ctl(conf, *args, timeout=60):
+    return subprocess.run([os.path.join(BIN, "payremindctl"), "-c", conf, *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def wait_until(pred, timeout=20, what="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Ctx:
+    """What each test gets: a temp dir, a database, and the things to clean up."""
+
+    def __init__(self, name):
+        self.tmp = tempfile.mkdtemp(prefix=f"payremind-{name}-")
+        os.chmod(self.tmp, 0o755)
+        self.db = Database(name)
+        self.cleanups = []
+
+    def sandbox(self, *args):
+        s = Sandbox(self.tmp, *args)
+        self.cleanups.append(s.stop)
+        return s
+
+    def spawn(self, cmd, **kw):
+        log = open(os.path.join(self.tmp, f"proc-{len(self.cleanups)}.log"), "w+")
+        p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, **kw)
+        p.log_path = log.name
+
+        def stop():
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+        self.cleanups.append(stop)
+        return p
+
+    def close(self, ok):
+        for c in reversed(self.cleanups):
+            try:
+                c()
+            except Exception:
+                traceback.print_exc()
+        self.db.close()
+        if ok:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            print(f"  (kept {self.tmp} for inspection)")
+
+
+def main(tests):
+    names = sorted(n for n in tests if n.startswith("test_") and callable(tests[n]))
+    only = sys.argv[1:]
+    failed = 0
+    for n in names:
+        if only and n not in only:
+            continue
+        ctx = Ctx(n)
+        t0 = time.time()
+        ok = False
+        try:
+            tests[n](ctx)
+            ok = True
+            print(f"ok   {n} ({time.time() - t0:.1f} s)", flush=True)
+        except Exception:
+            failed += 1
+            print(f"FAIL {n} ({time.time() - t0:.1f} s)", flush=True)
+            traceback.print_exc()
+        finally:
+            ctx.close(ok)
+    sys.exit(1 if failed else 0)

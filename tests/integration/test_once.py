@@ -1,0 +1,303 @@
+"""One batch end to end (payremindd --once) against a real PostgreSQL and the sandbox gateway."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+from harness import run_once, summary, write_conf  # noqa: E402
+
+LINK_RE = re.compile(r"https://pay\.aro\.ca/p/([A-Za-z0-9_-]{22})(?![A-Za-z0-9_-])")
+
+
+def test_every_eligible_row_gets_exactly_one_sms(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    for i in range(30):
+        db.add_due(f"A-{i}", f"+1514555{i:04d}", language="fr" if i % 2 else "en")
+    conf = write_conf(ctx.tmp, db, gw.url)
+    p = run_once(conf)
+    assert summary(p)["sent"] == 30, p.stdout
+    got = gw.accepted()
+    assert len(got) == 30, len(got)
+    assert len({r["key"] for r in got}) == 30
+    assert {r["from"] for r in got} <= {"27022", "270282"}
+    assert sorted(r["to"] for r in got) == sorted(f"+1514555{i:04d}" for i in range(30))
+    # The Idempotency-Key and the json reference are the reminder id.
+    ids = {str(r[0]) for r in db.q("SELECT id FROM payremind.reminders WHERE state = 'sent'")}
+    assert {r["key"] for r in got} == ids and {r["reference"] for r in got} == ids
+    assert db.states() == {"sent": 30}
+    # French rows get the French template, English rows the English one; each carries one link.
+    for r in got:
+        lang = db.one("SELECT d.language FROM payremind.reminders m JOIN payremind.due_accounts d "
+                      "ON d.id = m.due_account_id WHERE m.id = %s", r["key"])
+        assert ("ARRET" in r["text"]) == (lang == "fr"), r["text"]
+        assert ("STOP" in r["text"]) == (lang == "en"), r["text"]
+        assert "1-877-322-1414" in r["text"] and "ARO" in r["text"]
+        assert len(LINK_RE.findall(r["text"])) == 1, r["text"]
+
+
+def test_second_once_sends_nothing_new(ctx):
+    gw = ctx.sandbox()
+    for i in range(5):
+        ctx.db.add_due(f"B-{i}", f"+1438555{i:04d}")
+    conf = write_conf(ctx.tmp, ctx.db, gw.url)
+    assert summary(run_once(conf))["sent"] == 5
+    s = summary(run_once(conf))
+    assert s["sent"] == 0, s
+    assert len(gw.records()) == 5
+
+
+def test_settled_held_and_opted_out_rows_get_nothing(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    db.add_due("C-ok", "+15145550001")
+    settled = db.add_due("C-settled", "+15145550002")
+    db.q("UPDATE payremind.due_accounts SET settled_at = now() WHERE id = %s", settled)
+    db.add_due("C-held", "+15145550003", contact_hold="dispute")
+    db.add_due("C-out", "+15145550004")
+    db.q("INSERT INTO payremind.opt_outs (msisdn, source) VALUES ('+15145550004', 'operator')")
+    conf = write_conf(ctx.tmp, db, gw.url)
+    s = summary(run_once(conf))
+    assert [r["to"] for r in gw.accepted()] == ["+15145550001"]
+    assert s["sent"] == 1 and s["cancelled"] == 3, s
+    # Nothing is queued for them either, and a later run still sends nothing.
+    assert db.one("SELECT count(*) FROM payremind.reminders") == 1
+    run_once(conf)
+    assert len(gw.records()) == 1
+
+
+def test_row_settled_before_the_batch_is_not_contacted(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    rid = db.add_due("D-1", "+15145550011")
+    db.add_due("D-2", "+15145550012")
+    conf = write_conf(ctx.tmp, db, gw.url)
+    db.q("UPDATE payremind.due_accounts SET settled_at = now() WHERE id = %s", rid)
+    run_once(conf)
+    assert [r["to"] for r in gw.accepted()] == ["+15145550012"]
+
+
+def test_not_yet_due_rows_wait_for_their_offset(ctx):
+    gw = ctx.sandbox()
+    ctx.db.add_due("E-today", "+15145550021", days_ago=0)   # offset 1 day: not yet
+    ctx.db.add_due("E-old", "+15145550022", days_ago=1)     # due yesterday: step 0 now
+    conf = write_conf(ctx.tmp, ctx.db, gw.url)
+    s = summary(run_once(conf))
+    assert [r["to"] for r in gw.accepted()] == ["+15145550022"]
+    assert s["skipped"] == 1, s
+    nxt = ctx.db.one("SELECT next_at > now() FROM payremind.due_accounts WHERE account_ref = 'E-today'")
+    assert nxt is True
+
+
+def test_503_is_retried_later_and_400_failed_for_good(ctx):
+    gw = ctx.sandbox("--rule", "+15145550031=503*1", "--rule", "+15145550032=400", "--retry-after", "1")
+    db = ctx.db
+    db.add_due("F-503", "+15145550031")
+    db.add_due("F-400", "+15145550032")
+    conf = write_conf(ctx.tmp, db, gw.url)
+    s = summary(run_once(conf))
+    assert s["retried"] == 1 and s["failed"] == 1, s
+    st, attempts, nxt = db.q("SELECT state, attempts, next_attempt_at > now() FROM payremind.reminders r "
+                             "JOIN payremind.due_accounts d ON d.id = r.due_account_id "
+                             "WHERE d.account_ref = 'F-503'")[0]
+    assert (st, attempts, nxt) == ("queued", 1, True)
+    assert db.one("SELECT state FROM payremind.reminders WHERE msisdn = '+15145550032'") == "failed"
+    assert "400" in db.one("SELECT last_error FROM payremind.reminders WHERE msisdn = '+15145550032'")
+    # Not before its time...
+    run_once(conf)
+    assert len(gw.records()) == 2
+    # ...then once the backoff has passed the 503 goes through with the same key; the 400 never again.
+    time.sleep(1.2)
+    db.q("UPDATE payremind.due_accounts SET next_at = now() - interval '1 s' WHERE account_ref = 'F-503'")
+    s = summary(run_once(conf))
+    assert s["sent"] == 1, s
+    recs = gw.records()
+    to_503 = [r for r in recs if r["to"] == "+15145550031"]
+    assert [r["status"] for r in to_503] == [503, 202] and to_503[0]["key"] == to_503[1]["key"]
+    assert len([r for r in recs if r["to"] == "+15145550032"]) == 1
+    assert db.one("SELECT attempts FROM payremind.reminders WHERE msisdn = '+15145550031'") == 2
+    assert db.one("SELECT state FROM payremind.reminders WHERE msisdn = '+15145550031'") == "sent"
+
+
+def test_timeout_after_sending_is_never_resent_blindly(ctx):
+    # The sandbox takes the message but answers after the daemon's timeout: the outcome is ambiguous.
+    gw = ctx.sandbox("--rule", "+15145550041=202:1500")
+    db = ctx.db
+    db.add_due("G-1", "+15145550041")
+    conf = write_conf(ctx.tmp, db, gw.url, gateway={"timeout_ms": 400})
+    s = summary(run_once(conf))
+    assert s["retried"] == 1 and s["sent"] == 0, s
+    key = db.one("SELECT id::text FROM payremind.reminders")
+    assert db.one("SELECT state FROM payremind.reminders") == "queued"
+    # The retry carries the same Idempotency-Key, so the gateway answers from memory: still one SMS.
+    time.sleep(1.6)
+    db.q("UPDATE payremind.due_accounts SET next_at = now() - interval '1 s'")
+    s = summary(run_once(conf))
+    recs = gw.records()
+    assert [r["key"] for r in recs] == [key, key], recs
+    assert len(gw.accepted()) == 1
+    assert db.one("SELECT state FROM payremind.reminders") == "sent"
+
+
+def test_tokens_are_hashed_and_plaintext_is_gone_once_final(ctx):
+    gw = ctx.sandbox("--rule", "+15145550052=503")
+    db = ctx.db
+    db.add_due("H-1", "+15145550051")
+    db.add_due("H-2", "+15145550052")
+    conf = write_conf(ctx.tmp, db, gw.url)
+    run_once(conf)
+    text = [r for r in gw.accepted() if r["to"] == "+15145550051"][0]["text"]
+    token = LINK_RE.search(text).group(1)
+    # Only the SHA-256 is stored; no plaintext for the final reminder, anywhere in the tables.
+    assert db.one("SELECT count(*) FROM payremind.payment_tokens WHERE token_hash = sha256(%s::bytea)",
+                  token.encode()) == 1
+    assert db.one("SELECT link_token FROM payremind.reminders WHERE msisdn = '+15145550051'") is None
+    for table in ("reminders", "payment_tokens", "due_accounts", "opt_outs"):
+        dump = db.one(f"SELECT string_agg(t::text, ' ') FROM payremind.{table} t") or ""
+        assert token not in dump, table
+    # The retry-waiting one keeps its token only while it is queued.
+    assert db.one("SELECT link_token IS NOT NULL FROM payremind.reminders WHERE msisdn = '+15145550052'")
+    # And the daemon's log never holds the token or a full number.
+    p = run_once(conf)
+    assert token not in p.stderr and "+15145550051" not in p.stderr
+
+
+def test_token_peek_does_not_consume_and_redeem_works_once_under_20_racers(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    db.add_due("I-1", "+15145550061", amount_cents=4200)
+    conf = write_conf(ctx.tmp, db, gw.url)
+    run_once(conf)
+    token = LINK_RE.search(gw.accepted()[0]["text"]).group(1)
+    for _ in range(3):
+        assert db.q("SELECT account_ref, amount_cents FROM payremind.token_peek(%s)", token) == [("I-1", 4200)]
+    results = []
+    barrier = threading.Barrier(20)
+
+    def racer():
+        conn = db.connect()
+        conn.autocommit = True
+        with conn.cursor() as c:
+            barrier.wait()
+            c.execute("SELECT account_ref FROM payremind.token_redeem(%s)", (token,))
+            results.append(c.fetchall())
+        conn.close()
+
+    threads = [threading.Thread(target=racer) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(len(r) for r in results) == [0] * 19 + [1], results
+    assert db.q("SELECT * FROM payremind.token_peek(%s)", token) == []
+    assert db.q("SELECT * FROM payremind.token_redeem(%s)", token) == []
+    assert db.q("SELECT * FROM payremind.token_redeem('not-a-token')") == []
+
+
+def test_token_expired_or_settled_gives_no_row(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    a = db.add_due("J-1", "+15145550071")
+    db.add_due("J-2", "+15145550072")
+    conf = write_conf(ctx.tmp, db, gw.url)
+    run_once(conf)
+    toks = {r["to"]: LINK_RE.search(r["text"]).group(1) for r in gw.accepted()}
+    db.q("UPDATE payremind.due_accounts SET settled_at = now() WHERE id = %s", a)
+    assert db.q("SELECT * FROM payremind.token_peek(%s)", toks["+15145550071"]) == []
+    assert db.q("SELECT * FROM payremind.token_redeem(%s)", toks["+15145550071"]) == []
+    db.q("UPDATE payremind.payment_tokens SET expires_at = now() - interval '1 s'")
+    assert db.q("SELECT * FROM payremind.token_redeem(%s)", toks["+15145550072"]) == []
+
+
+def test_bad_billing_inserts_are_rejected_naming_the_column(ctx):
+    import psycopg2
+    db = ctx.db
+    cases = [
+        ("msisdn", dict(msisdn="+1514555012")),
+        ("msisdn", dict(msisdn="+15140550123")),
+        ("amount_cents", dict(amount_cents=0)),
+        ("amount_cents", dict(amount_cents=-5)),
+        ("currency", dict(currency="cad")),
+        ("language", dict(language="de")),
+        ("region", dict(region="Quebec")),
+        ("time_zone", dict(time_zone="Mars/Olympus")),
+        ("account_ref", dict(account_ref="")),
+    ]
+    for column, over in cases:
+        row = dict(account_ref="K-1", msisdn="+15145550123", amount_cents=100, due_date="2026-11-20")
+        row.update(over)
+        names = ", ".join(row)
+        try:
+            db.q(f"INSERT INTO payremind.due_accounts ({names}) VALUES ({', '.join(['%s'] * len(row))})",
+                 *row.values())
+        except psycopg2.Error as e:
+            assert column in e.pgerror, (column, e.pgerror)
+            assert e.diag.column_name == column, (column, e.diag.column_name)
+        else:
+            raise AssertionError(f"{over} was accepted")
+    # NULL amount and a duplicate (account_ref, due_date) are refused too.
+    db.q("INSERT INTO payremind.due_accounts (account_ref, msisdn, amount_cents, due_date) "
+         "VALUES ('K-2', '+15145550123', 1, '2026-11-20')")
+    try:
+        db.q("INSERT INTO payremind.due_accounts (account_ref, msisdn, amount_cents, due_date) "
+             "VALUES ('K-2', '+15145550124', 2, '2026-11-20')")
+        raise AssertionError("duplicate accepted")
+    except psycopg2.errors.UniqueViolation as e:
+        assert "account_ref" in e.pgerror
+    # The billing system's own statement from SPEC §2 works as written.
+    db.q("""INSERT INTO payremind.due_accounts
+  (account_ref, msisdn, amount_cents, currency, due_date, language, region, time_zone)
+VALUES ('A-1001', '+15145550123', 12345, 'CAD', DATE '2026-11-20', 'fr', 'QC', 'America/Toronto')
+ON CONFLICT (account_ref, due_date) DO NOTHING""")
+    assert db.one("SELECT count(*) FROM payremind.due_accounts WHERE account_ref = 'A-1001'") == 1
+
+
+def test_sender_outside_the_short_codes_is_impossible(ctx):
+    import psycopg2
+    db = ctx.db
+    rid = db.add_due("L-1", "+15145550081")
+    try:
+        db.q("INSERT INTO payremind.reminders (due_account_id, step, msisdn, short_code, language) "
+             "VALUES (%s, 0, '+15145550081', '5551234', 'fr')", rid)
+        raise AssertionError("a reminder from 5551234 was stored")
+    except psycopg2.errors.CheckViolation as e:
+        assert "short_code" in e.pgerror
+    gw = ctx.sandbox()
+    conf = write_conf(ctx.tmp, db, gw.url, short_code="5551234")
+    p = run_once(conf, check=False)
+    assert p.returncode == 78 and "short_code" in p.stderr, (p.returncode, p.stderr)
+    assert gw.records() == []
+
+
+def test_sigterm_mid_batch_leaves_nothing_in_sending(ctx):
+    gw = ctx.sandbox("--delay-ms", "300")
+    db = ctx.db
+    for i in range(200):
+        db.add_due(f"M-{i}", f"+1450555{i:04d}")
+    conf = write_conf(ctx.tmp, db, gw.url, gateway={"max_in_flight": 4})
+    p = subprocess.Popen(harness.daemon_cmd(conf, "--once"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    harness.wait_until(lambda: len(gw.records()) >= 8, what="first requests")
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    states = db.states()
+    assert "sending" not in states, states
+    sent = states.get("sent", 0)
+    assert 0 < sent < 200, states
+    assert sent == len(gw.accepted())
+    # Nothing claimed is left leased: the rest goes out on the next run, each exactly once.
+    assert db.one("SELECT count(*) FROM payremind.due_accounts WHERE lease_owner IS NOT NULL") == 0
+    assert len(gw.records()) >= sent
+    run_once(conf, timeout=120)
+    got = gw.accepted()
+    assert len(got) == 200 and len({r["key"] for r in got}) == 200
+
+
+harness.main(globals())
