@@ -80,5 +80,8 @@ int conf_sender_allowed(const char *code);
 const char *conf_dialect_to_text(enum conf_dialect dialect);
 /* Print the effective configuration on one line per key, secrets redacted. */
 void conf_dump(const struct conf *conf, FILE *fp);
+/* How many keys that only a restart applies (database.conninfo, schedule.lease_s, listen.*) differ between
+ * old and new, their names comma-separated in buf: what a SIGHUP reload must warn about. */
+int conf_restart_changes(const struct conf *old, const struct conf *new, char *buf, size_t len);
 
 #endif
