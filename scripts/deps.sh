@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, the Debian 12 packages payremind needs to build, test and run the demo,
+# skipping those already installed. Needs root (or sudo).
+set -euo pipefail
+
+packages=(
+	build-essential cmake pkg-config clang-format valgrind
+	libpq-dev libcurl4-openssl-dev uuid-dev libconfig-dev libjansson-dev libmicrohttpd-dev libssl-dev
+	libcmocka-dev
+	postgresql python3 python3-psycopg2 curl
+	kannel kannel-extras
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+echo "installing: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
