@@ -24,8 +24,11 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 	run_suite build-asan -DPAYREMIND_SANITIZE=ON
 
 echo "== valgrind (unit tests)"
+vglog=$(mktemp)
 for t in build/test_*; do
-	valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=1 "$t" >/dev/null 2>"$t.valgrind" ||
-		{ cat "$t.valgrind"; echo "valgrind: $t failed"; exit 1; }
+	[ -x "$t" ] || continue
+	valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=1 "$t" >/dev/null 2>"$vglog" ||
+		{ cat "$vglog"; echo "valgrind: $t failed"; exit 1; }
 done
+rm -f "$vglog"
 echo "valgrind: clean"
