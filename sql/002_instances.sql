@@ -10,7 +10,9 @@ CREATE TABLE payremind.instances (
 	started_at   timestamptz NOT NULL DEFAULT now(),
 	heartbeat_at timestamptz NOT NULL DEFAULT now(),
 	stopped_at   timestamptz,
-	status       text NOT NULL DEFAULT ''   -- the daemon's one-line status (what systemd STATUS= shows)
+	status       text NOT NULL DEFAULT '',  -- the daemon's one-line status (what systemd STATUS= shows)
+	last_batch_at timestamptz,              -- when its last batch ended, and what it did:
+	last_batch   jsonb                      -- {"sent","failed","retried","unknown","skipped","cancelled"}
 );
 CREATE INDEX instances_live_idx ON payremind.instances (heartbeat_at) WHERE stopped_at IS NULL;
 
