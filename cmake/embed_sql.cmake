@@ -1,6 +1,7 @@
 # Turns sql/NNN_name.sql files into a C table (struct sql_migration) for payremindctl migrate.
 set(out "/* generated from the sql directory by cmake/embed_sql.cmake: do not edit */\n#include \"payremind/migrate.h\"\n\n")
 set(table "const struct sql_migration sql_migrations[] = {\n")
+string(REPLACE "|" ";" FILES "${FILES}")
 set(i 0)
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME_WE)

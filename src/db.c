@@ -7,6 +7,7 @@
 #include "payremind/log.h"
 
 #define DB_MAX_STATEMENTS 32
+#define DB_MAX_CHANNELS 4
 #define DB_MAX_PARAMS 16
 #define DB_RETRY_MIN_MS 500
 #define DB_RETRY_MAX_MS 30000
@@ -29,6 +30,13 @@ struct db {
 		const char *sql;
 	} stmts[DB_MAX_STATEMENTS];
 	int nstmts;
+	struct {
+		const char *channel;
+		db_notify_cb cb;
+		void *arg;
+	} chans[DB_MAX_CHANNELS];
+	int nchans;
+	long round_trips;
 	struct db_query *head, *tail; /* head is running when `running` */
 	int running;
 	int npending;
@@ -60,6 +68,17 @@ db_statement(struct db *db, const char *name, const char *sql)
 	db->stmts[db->nstmts].name = name;
 	db->stmts[db->nstmts].sql = sql;
 	db->nstmts++;
+}
+
+void
+db_listen(struct db *db, const char *channel, db_notify_cb cb, void *arg)
+{
+	if (db->nchans == DB_MAX_CHANNELS)
+		fatalx("db_listen: too many channels");
+	db->chans[db->nchans].channel = channel;
+	db->chans[db->nchans].cb = cb;
+	db->chans[db->nchans].arg = arg;
+	db->nchans++;
 }
 
 int
@@ -102,6 +121,16 @@ db_connect(struct db *db, char *err, size_t errlen)
 		err[strcspn(err, "\n")] = '\0';
 		db_disconnect(db);
 		return -1;
+	}
+	for (i = 0; i < db->nchans; i++) {
+		char sql[128];
+
+		snprintf(sql, sizeof(sql), "LISTEN %s", db->chans[i].channel);
+		res = PQexec(db->conn, sql);
+		if (!db_ok(res))
+			log_warnx("database: %s failed (batch requests are still polled): %s", sql,
+			    PQresultErrorMessage(res));
+		PQclear(res);
 	}
 	for (i = 0; i < db->nstmts; i++) {
 		res = PQprepare(db->conn, db->stmts[i].name, db->stmts[i].sql, 0, NULL);
@@ -202,10 +231,25 @@ db_start_next(struct db *db)
 		return;
 	}
 	db->running = 1;
+	db->round_trips++;
 	if ((rc = PQflush(db->conn)) == -1)
 		db_broken(db);
 	else
 		db_watch(db, rc == 1);
+}
+
+static void
+db_notifications(struct db *db)
+{
+	PGnotify *n;
+	int i;
+
+	while (db->conn != NULL && (n = PQnotifies(db->conn)) != NULL) {
+		for (i = 0; i < db->nchans; i++)
+			if (strcmp(n->relname, db->chans[i].channel) == 0)
+				db->chans[i].cb(n->relname, db->chans[i].arg);
+		PQfreemem(n);
+	}
 }
 
 /* Read what the server sent; when the running query is complete, deliver it and start the next. */
@@ -218,6 +262,7 @@ db_read(struct db *db)
 		db_broken(db);
 		return;
 	}
+	db_notifications(db);
 	while (db->running && !PQisBusy(db->conn)) {
 		if ((res = PQgetResult(db->conn)) != NULL) {
 			PQclear(db->result);
@@ -279,6 +324,12 @@ db_query(struct db *db, const char *name, int nparams, const char *const *values
 	db->npending++;
 	db_start_next(db);
 	return 0;
+}
+
+long
+db_round_trips(const struct db *db)
+{
+	return db->round_trips;
 }
 
 int

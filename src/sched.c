@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 
 #include "payremind/backoff.h"
+#include "payremind/breaker.h"
 #include "payremind/gateway.h"
 #include "payremind/gsm.h"
 #include "payremind/http.h"
@@ -21,7 +22,11 @@
 #define SCHED_BUSY_RETRY_S 5.0      /* a step another daemon is sending: look again soon */
 #define SCHED_REGION_RETRY_S 3600.0 /* unknown region or zone: look again hourly */
 #define SCHED_CONFIG_PAUSE_MS 60000 /* the gateway refused our credentials: pause sending */
-#define SCHED_FLUSH_MS 20           /* outcomes wait at most this long to be recorded */
+#define SCHED_HOLD_MAX_MS 300000    /* the longest Retry-After that pauses all sending */
+#define SCHED_BREAKER_FAILURES 20   /* consecutive transient failures that open the breaker */
+#define SCHED_BREAKER_MIN_MS 1000
+#define SCHED_BREAKER_MAX_MS 60000
+#define SCHED_FLUSH_MS 20 /* outcomes wait at most this long to be recorded */
 #define SCHED_MSISDN_BUCKETS 4096
 #define SCHED_TEXT_MAX 2048
 
@@ -63,10 +68,11 @@ struct sched {
 	struct job **done; /* outcomes waiting to be recorded */
 	int ndone, cap_done;
 
-	struct ratelimit rl;
+	struct ratelimit rl[2]; /* one bucket per short code: 27022, 270282 */
+	int share;              /* live daemons sharing the configured rate */
+	struct breaker breaker;
 	struct loop_timer *pace;
 	struct loop_timer *flush;
-	int64_t paused_until_ms;
 	struct sched_pending *pending[SCHED_MSISDN_BUCKETS];
 
 	struct sched_stats batch, total;
@@ -178,6 +184,7 @@ sched_new(struct loop *loop, struct db *db, const struct conf *conf, const char 
     void *arg)
 {
 	struct sched *s = calloc(1, sizeof(*s));
+	int i;
 
 	if (s == NULL)
 		fatal("sched_new");
@@ -189,9 +196,26 @@ sched_new(struct loop *loop, struct db *db, const struct conf *conf, const char 
 	s->http = http_new(loop, conf->gateway.max_in_flight);
 	s->pace = loop_timer_new(loop, sched_pace, s);
 	s->flush = loop_timer_new(loop, sched_flush_timer, s);
-	ratelimit_init(&s->rl, conf->gateway.rate_per_second, 1.0, loop_now_ms() * 1000);
+	s->share = 1;
+	for (i = 0; i < 2; i++)
+		ratelimit_init(&s->rl[i], conf->gateway.rate_per_second,
+		    RATELIMIT_BURST(conf->gateway.rate_per_second), loop_now_ms() * 1000);
+	breaker_init(&s->breaker, SCHED_BREAKER_FAILURES, SCHED_BREAKER_MIN_MS, SCHED_BREAKER_MAX_MS);
 	sched_set_conf(s, conf);
 	return s;
+}
+
+/* Each live daemon sends at rate / share, so together they keep to the configured rate. */
+static void
+sched_apply_rate(struct sched *s)
+{
+	double rate = s->conf->gateway.rate_per_second / (s->share > 0 ? s->share : 1);
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		ratelimit_set_rate(&s->rl[i], rate, loop_now_ms() * 1000);
+		s->rl[i].burst = RATELIMIT_BURST(rate);
+	}
 }
 
 void
@@ -199,7 +223,20 @@ sched_set_conf(struct sched *s, const struct conf *conf)
 {
 	s->conf = conf;
 	s->dialect = gw_dialect_get(conf->gateway.dialect);
-	ratelimit_set_rate(&s->rl, conf->gateway.rate_per_second, loop_now_ms() * 1000);
+	sched_apply_rate(s);
+}
+
+void
+sched_set_share(struct sched *s, int live)
+{
+	if (live < 1)
+		live = 1;
+	if (live != s->share) {
+		log_info("rate: %d live daemons share gateway.rate_per_second %.1f", live,
+		    s->conf->gateway.rate_per_second);
+		s->share = live;
+		sched_apply_rate(s);
+	}
 }
 
 /* The instant reminder step + 1 becomes due (local midnight of due_date + offset), 0 when none. */
@@ -508,7 +545,7 @@ sched_outcome(struct sched *s, struct job *j)
 	} else if (r->outcome == GW_CONFIG) {
 		sched_unsend(s, j);
 		j->next_attempt_at = j->due_next_at = now + SCHED_CONFIG_PAUSE_MS / 1000;
-		s->paused_until_ms = loop_now_ms() + SCHED_CONFIG_PAUSE_MS;
+		breaker_hold(&s->breaker, SCHED_CONFIG_PAUSE_MS, loop_now_ms());
 		log_warnx("gateway refuses our configuration (%s): sending paused for %d s; fix the gateway "
 		          "settings "
 		          "and reload",
@@ -538,6 +575,24 @@ sched_outcome(struct sched *s, struct job *j)
 	sched_done_push(s, j);
 }
 
+/* Feed the breaker: transient and ambiguous answers count as the gateway failing; a Retry-After on a
+ * 429/503 pauses all sending for that long. */
+static void
+sched_breaker_report(struct sched *s, const struct gw_result *r)
+{
+	int64_t now = loop_now_ms();
+	enum breaker_state before = s->breaker.state;
+
+	breaker_result(&s->breaker, r->outcome != GW_TEMPFAIL && r->outcome != GW_AMBIGUOUS, now);
+	if (r->outcome == GW_TEMPFAIL && r->retry_after_ms > 0)
+		breaker_hold(&s->breaker,
+		    r->retry_after_ms > SCHED_HOLD_MAX_MS ? SCHED_HOLD_MAX_MS : r->retry_after_ms, now);
+	if (s->breaker.state != before)
+		log_notice("gateway circuit breaker %s -> %s (%s)", breaker_state_to_text(before),
+		    breaker_state_to_text(s->breaker.state),
+		    r->error[0] ? r->error : gw_outcome_to_text(r->outcome));
+}
+
 static void
 sched_http_cb(const struct http_result *res, void *arg)
 {
@@ -552,6 +607,7 @@ sched_http_cb(const struct http_result *res, void *arg)
 		s->dialect->classify(&resp, &j->result);
 	if (j->result.retry_after_ms == 0 && res->retry_after != NULL)
 		j->result.retry_after_ms = gw_parse_retry_after(res->retry_after, (int64_t)sched_now());
+	sched_breaker_report(s, &j->result);
 	sched_outcome(s, j);
 	sched_log_attempt(j);
 	sched_kick(s);
@@ -568,6 +624,7 @@ sched_send(struct sched *s, struct job *j)
 	if (sched_render(s, j, text, sizeof(text), err, sizeof(err)) == -1 ||
 	    gw_build(s->dialect, s->conf, &m, &req, err, sizeof(err)) == -1) {
 		log_warnx("reminder=%s: not sent: %s", j->rem_id, err);
+		breaker_cancel(&s->breaker);
 		memset(&j->result, 0, sizeof(j->result));
 		j->result.outcome = GW_PERMFAIL;
 		snprintf(j->result.error, sizeof(j->result.error), "%s", err);
@@ -579,25 +636,29 @@ sched_send(struct sched *s, struct job *j)
 	j->started_ms = loop_now_ms();
 	if (http_submit(s->http, &req, s->conf->gateway.timeout_ms, s->conf->gateway.connect_timeout_ms,
 	        sched_http_cb, j) == -1) {
+		breaker_cancel(&s->breaker);
 		gw_request_free(&req);
 		sched_unsend(s, j);
 	}
 }
 
-/* Start as many ready reminders as the pace, the pause and max_in_flight allow. */
+/* Start as many ready reminders as the breaker, the short code's pace and max_in_flight allow. */
 static void
 sched_dispatch(struct sched *s)
 {
-	int64_t now_ms, wait_us;
+	int64_t now_ms, wait;
 
 	while (s->nready > 0 && http_in_flight(s->http) < s->conf->gateway.max_in_flight) {
 		now_ms = loop_now_ms();
-		if (now_ms < s->paused_until_ms) {
-			loop_timer_set(s->pace, s->paused_until_ms - now_ms);
-			return;
+		if ((wait = breaker_allow(&s->breaker, now_ms)) != 0) {
+			if (wait > 0)
+				loop_timer_set(s->pace, wait);
+			return; /* -1: the probe's answer kicks us */
 		}
-		if ((wait_us = ratelimit_take(&s->rl, now_ms * 1000)) > 0) {
-			loop_timer_set(s->pace, (wait_us + 999) / 1000);
+		if ((wait = ratelimit_take(
+		         &s->rl[strcmp(s->ready_head->short_code, "270282") == 0], now_ms * 1000)) > 0) {
+			breaker_cancel(&s->breaker);
+			loop_timer_set(s->pace, (wait + 999) / 1000);
 			return;
 		}
 		sched_send(s, sched_ready_pop(s));

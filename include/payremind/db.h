@@ -18,6 +18,11 @@ typedef void (*db_cb)(PGresult *res, void *arg);
 struct db *db_new(struct loop *loop, const char *conninfo);
 /* Register a statement, prepared on every (re)connect. Before db_connect only. */
 void db_statement(struct db *db, const char *name, const char *sql);
+/* Called with the channel of each NOTIFY received (LISTEN with db_listen). */
+typedef void (*db_notify_cb)(const char *channel, void *arg);
+
+/* LISTEN on channel after every (re)connect, and call cb for its notifications. Before db_connect only. */
+void db_listen(struct db *db, const char *channel, db_notify_cb cb, void *arg);
 /* Connect and prepare every statement (blocking: start-up and reconnects only). 0 or -1 with err. */
 int db_connect(struct db *db, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Queue a prepared statement with text parameters (copied). 0, or -1 when the connection is down. */
@@ -29,6 +34,8 @@ int db_pending(const struct db *db);
 int db_up(const struct db *db);
 /* Run a query synchronously, outside the loop (start-up and shut-down). The caller PQclears. */
 PGresult *db_exec(struct db *db, const char *name, int nparams, const char *const *values);
+/* Statements sent since start (round trips). */
+long db_round_trips(const struct db *db);
 /* Close and free. Pending callbacks are called with NULL. */
 void db_free(struct db *db);
 /* 1 when res is a successful command or query result. */

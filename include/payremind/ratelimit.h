@@ -4,6 +4,11 @@
 
 #include <stdint.h>
 
+/* The bucket size the daemon uses: one token plus 20 ms worth. The loop's timers wake up to a
+ * millisecond late; without the slack each late wake-up would lose time and the rate would fall short
+ * (91/s instead of 100/s), and above 1000/s it could not be reached at all. */
+#define RATELIMIT_BURST(rate) (1.0 + (rate) / 50.0)
+
 struct ratelimit {
 	double rate;  /* tokens per second; 0 = unlimited */
 	double burst; /* bucket size */

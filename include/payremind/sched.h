@@ -25,6 +25,8 @@ struct sched *sched_new(struct loop *loop, struct db *db, const struct conf *con
     sched_done_cb done_cb, void *arg);
 /* Use conf from the next request on (a reload); conf must outlive its use. */
 void sched_set_conf(struct sched *s, const struct conf *conf);
+/* `live` daemons (this one included) share gateway.rate_per_second from now on. */
+void sched_set_share(struct sched *s, int live);
 /* Start a batch of everything due now, unless one is running. 1 when started. */
 int sched_batch(struct sched *s);
 /* Stop claiming; give back what was claimed and not sent; let in-flight requests finish. */
