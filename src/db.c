@@ -174,7 +174,8 @@ db_finish_head(struct db *db, PGresult *res)
 		db->tail = NULL;
 	db->running = 0;
 	db->npending--;
-	q->cb(res, q->arg);
+	if (q->cb != NULL)
+		q->cb(res, q->arg);
 	db_query_free(q);
 }
 

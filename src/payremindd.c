@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <uuid/uuid.h>
@@ -13,10 +14,14 @@
 #include "payremind/db.h"
 #include "payremind/log.h"
 #include "payremind/loop.h"
+#include "payremind/notify.h"
 #include "payremind/sched.h"
 #include "payremind/store.h"
 
-#define STOP_GRACE_MS 2000 /* beyond the gateway timeout, for recording what came back */
+#define STOP_GRACE_MS 2000   /* beyond the gateway timeout, for recording what came back */
+#define HEARTBEAT_MS 5000    /* instances.heartbeat_at; readers count a daemon live for 20 s */
+#define REQUEST_POLL_MS 1000 /* batch requests are polled too: LISTEN does not pass PgBouncer */
+#define MAX_REQUESTS 256
 
 struct daemon {
 	const char *conf_path;
@@ -24,12 +29,16 @@ struct daemon {
 	struct loop *loop;
 	struct db *db;
 	struct sched *sched;
-	struct loop_timer *poll;
-	struct loop_timer *stop_check;
-	struct loop_timer *stop_deadline;
+	struct loop_timer *poll, *heartbeat, *requests, *watchdog, *stop_check, *stop_deadline;
 	char owner[40];
+	char hostname[256];
 	int once;
 	int stopping;
+	int picking;
+	int64_t pending[MAX_REQUESTS]; /* operator requests for the next batch */
+	int npending;
+	int64_t running[MAX_REQUESTS]; /* requests the running batch answers */
+	int nrunning;
 };
 
 static void
@@ -69,16 +78,43 @@ load_conf(const char *path, int check)
 }
 
 static void
+ignore_result(PGresult *res, void *arg)
+{
+	char err[256];
+
+	if (!db_ok(res))
+		log_warnx("%s: %s", (const char *)arg, db_error(res, err, sizeof(err)));
+}
+
+/* Start a batch when none runs; the requests picked so far are answered by it. */
+static void
+run_batch(struct daemon *d)
+{
+	if (d->stopping || !sched_batch(d->sched))
+		return;
+	memcpy(d->running, d->pending, sizeof(d->pending[0]) * (size_t)d->npending);
+	d->nrunning = d->npending;
+	d->npending = 0;
+}
+
+static void
 batch_done(const struct sched_stats *b, void *arg)
 {
 	struct daemon *d = arg;
+	long figures[6] = { b->sent, b->failed, b->retried, b->unknown, b->skipped, b->cancelled };
 
+	if (store_batch_done(
+	        d->db, d->owner, d->running, d->nrunning, figures, ignore_result, "batch result") == -1)
+		log_warnx("batch result not recorded: database unavailable");
+	d->nrunning = 0;
 	if (d->once) {
 		printf("sent=%ld failed=%ld retried=%ld unknown=%ld skipped=%ld cancelled=%ld\n", b->sent,
 		    b->failed, b->retried, b->unknown, b->skipped, b->cancelled);
 		fflush(stdout);
-		loop_break(d->loop);
-	}
+		d->stopping = 1;
+		loop_timer_set(d->stop_check, 0);
+	} else if (d->npending > 0)
+		loop_timer_set(d->poll, 0); /* requests arrived during this batch */
 }
 
 static void
@@ -86,21 +122,105 @@ poll_tick(void *arg)
 {
 	struct daemon *d = arg;
 
-	if (!d->stopping) {
-		sched_batch(d->sched);
-		loop_timer_set(d->poll, (int64_t)d->conf->schedule.poll_interval_s * 1000);
-	}
+	if (d->stopping)
+		return;
+	run_batch(d);
+	loop_timer_set(d->poll, (int64_t)d->conf->schedule.poll_interval_s * 1000);
 }
 
+static void
+picked(PGresult *res, void *arg)
+{
+	struct daemon *d = arg;
+	int i;
+
+	d->picking = 0;
+	if (!db_ok(res) || PQntuples(res) == 0)
+		return;
+	for (i = 0; i < PQntuples(res) && d->npending < MAX_REQUESTS; i++)
+		d->pending[d->npending++] = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+	log_info(
+	    "batch requested by an operator (%d request%s)", PQntuples(res), PQntuples(res) == 1 ? "" : "s");
+	run_batch(d);
+}
+
+static void
+pick_requests(struct daemon *d)
+{
+	if (d->stopping || d->once || d->picking)
+		return;
+	if (store_batch_pick(d->db, d->owner, picked, d) == 0)
+		d->picking = 1;
+}
+
+static void
+requests_tick(void *arg)
+{
+	struct daemon *d = arg;
+
+	pick_requests(d);
+	loop_timer_set(d->requests, REQUEST_POLL_MS);
+}
+
+static void
+on_notify(const char *channel, void *arg)
+{
+	(void)channel;
+	pick_requests(arg);
+}
+
+static void
+beat_cb(PGresult *res, void *arg)
+{
+	struct daemon *d = arg;
+	char err[256];
+
+	if (!db_ok(res) || PQntuples(res) != 1) {
+		log_warnx("heartbeat: %s", db_error(res, err, sizeof(err)));
+		return;
+	}
+	sched_set_share(d->sched, atoi(PQgetvalue(res, 0, 0)));
+	notify_status(
+	    "queued=%s sending=%s unknown=%s; this daemon: sent=%ld failed=%ld retried=%ld in_flight=%d",
+	    PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), sched_totals(d->sched)->sent,
+	    sched_totals(d->sched)->failed, sched_totals(d->sched)->retried, sched_in_flight(d->sched));
+}
+
+static void
+heartbeat_tick(void *arg)
+{
+	struct daemon *d = arg;
+	char status[160];
+
+	snprintf(status, sizeof(status), "%s; sent=%ld failed=%ld in_flight=%d",
+	    d->stopping ? "stopping" : "running", sched_totals(d->sched)->sent,
+	    sched_totals(d->sched)->failed, sched_in_flight(d->sched));
+	if (store_heartbeat(d->db, d->owner, d->hostname, (int)getpid(), status, beat_cb, d) == -1)
+		log_warnx("heartbeat: database unavailable");
+	if (!d->stopping)
+		loop_timer_set(d->heartbeat, HEARTBEAT_MS);
+}
+
+static void
+watchdog_tick(void *arg)
+{
+	struct daemon *d = arg;
+
+	notify_watchdog();
+	loop_timer_set(d->watchdog, notify_watchdog_usec() / 2000);
+}
+
+/* Shut-down ends when nothing is in flight or unrecorded; then the instance row is marked stopped. */
 static void
 stop_check(void *arg)
 {
 	struct daemon *d = arg;
 
-	if (!sched_busy(d->sched))
-		loop_break(d->loop);
-	else
-		loop_timer_set(d->stop_check, 50);
+	if (sched_busy(d->sched) || db_pending(d->db) > 0) {
+		loop_timer_set(d->stop_check, 20);
+		return;
+	}
+	loop_break(d->loop);
 }
 
 static void
@@ -124,11 +244,42 @@ on_stop(int signo, void *arg)
 		exit(1);
 	}
 	d->stopping = 1;
+	notify_stopping();
 	log_info("signal %d: stopping; finishing %d requests in flight", signo, sched_in_flight(d->sched));
 	loop_timer_set(d->poll, -1);
+	loop_timer_set(d->requests, -1);
 	sched_stop(d->sched);
 	loop_timer_set(d->stop_check, 0);
 	loop_timer_set(d->stop_deadline, d->conf->gateway.timeout_ms + STOP_GRACE_MS);
+}
+
+/* SIGHUP: load and check the file again; swap it in whole, or keep the running one and say why. */
+static void
+on_reload(int signo, void *arg)
+{
+	struct daemon *d = arg;
+	struct conf_errors errs = { 0 };
+	struct conf *conf;
+	char keys[512];
+	int i;
+
+	(void)signo;
+	notify_reloading();
+	if (conf_load(d->conf_path, &conf, &errs) == -1) {
+		log_warnx("reload: %s has %d error%s; keeping the running configuration", d->conf_path,
+		    errs.n, errs.n == 1 ? "" : "s");
+		for (i = 0; i < errs.n; i++)
+			log_warnx("reload: %s", errs.msgs[i]);
+		conf_errors_free(&errs);
+	} else {
+		if (conf_restart_changes(d->conf, conf, keys, sizeof(keys)) > 0)
+			log_notice("reload: %s changed; that takes a restart to apply", keys);
+		sched_set_conf(d->sched, conf);
+		conf_free(d->conf);
+		d->conf = conf;
+		log_info("reload: configuration from %s in use", d->conf_path);
+	}
+	notify_ready();
 }
 
 static void
@@ -173,6 +324,39 @@ parse_args(int argc, char **argv, struct daemon *d, int *check)
 }
 
 static void
+start_timers(struct daemon *d)
+{
+	d->poll = loop_timer_new(d->loop, poll_tick, d);
+	d->heartbeat = loop_timer_new(d->loop, heartbeat_tick, d);
+	d->requests = loop_timer_new(d->loop, requests_tick, d);
+	d->watchdog = loop_timer_new(d->loop, watchdog_tick, d);
+	d->stop_check = loop_timer_new(d->loop, stop_check, d);
+	d->stop_deadline = loop_timer_new(d->loop, stop_deadline, d);
+	loop_timer_set(d->heartbeat, 0);
+	if (notify_watchdog_usec() > 0)
+		loop_timer_set(d->watchdog, 0);
+	if (!d->once)
+		loop_timer_set(d->requests, REQUEST_POLL_MS);
+}
+
+/* The effective configuration, one log line per key (secrets redacted by conf_dump). */
+static void
+log_conf(const struct conf *conf)
+{
+	char *buf = NULL, *line, *save = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	if (fp == NULL)
+		return;
+	conf_dump(conf, fp);
+	fclose(fp);
+	for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+		log_info("config: %s", line);
+	free(buf);
+}
+
+static void
 start(struct daemon *d)
 {
 	char err[512];
@@ -180,31 +364,41 @@ start(struct daemon *d)
 
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, d->owner);
+	if (gethostname(d->hostname, sizeof(d->hostname) - 1) == -1)
+		snprintf(d->hostname, sizeof(d->hostname), "unknown");
 	if ((d->loop = loop_new()) == NULL)
 		fatal("event loop");
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("curl_global_init failed");
 	d->db = db_new(d->loop, d->conf->db_conninfo);
 	store_register(d->db);
+	if (!d->once)
+		db_listen(d->db, "payremind_batch", on_notify, d);
 	if (db_connect(d->db, err, sizeof(err)) == -1) {
-		log_warnx("database unavailable: %s", err);
+		log_warnx("database unavailable: %s; check database.conninfo in %s", err, d->conf_path);
 		exit(EX_UNAVAILABLE);
 	}
 	d->sched = sched_new(d->loop, d->db, d->conf, d->owner, batch_done, d);
-	d->poll = loop_timer_new(d->loop, poll_tick, d);
-	d->stop_check = loop_timer_new(d->loop, stop_check, d);
-	d->stop_deadline = loop_timer_new(d->loop, stop_deadline, d);
-	if (loop_signal(d->loop, SIGTERM, on_stop, d) == -1 || loop_signal(d->loop, SIGINT, on_stop, d) == -1)
+	if (loop_signal(d->loop, SIGTERM, on_stop, d) == -1 ||
+	    loop_signal(d->loop, SIGINT, on_stop, d) == -1 ||
+	    loop_signal(d->loop, SIGHUP, on_reload, d) == -1)
 		fatal("signals");
 	signal(SIGPIPE, SIG_IGN);
-	log_info("payremindd %s starting: instance %s, dialect %s, sender %s%s", PAYREMIND_VERSION, d->owner,
-	    conf_dialect_to_text(d->conf->gateway.dialect), d->conf->short_code,
+	start_timers(d);
+	log_info("payremindd %s starting: instance %s on %s, dialect %s, sender %s%s", PAYREMIND_VERSION,
+	    d->owner, d->hostname, conf_dialect_to_text(d->conf->gateway.dialect), d->conf->short_code,
 	    d->once ? ", one batch" : "");
+	log_conf(d->conf);
 }
 
+/* Mark the instance stopped (synchronously: the loop is over) and release everything. */
 static void
 finish(struct daemon *d)
 {
+	store_instance_stop(d->db, d->owner);
+	log_info("stopped: sent=%ld failed=%ld retried=%ld unknown=%ld; %ld database round trips",
+	    sched_totals(d->sched)->sent, sched_totals(d->sched)->failed, sched_totals(d->sched)->retried,
+	    sched_totals(d->sched)->unknown, db_round_trips(d->db));
 	sched_free(d->sched);
 	db_free(d->db);
 	loop_free(d->loop);
@@ -223,14 +417,13 @@ main(int argc, char **argv)
 	parse_args(argc, argv, &d, &check);
 	d.conf = load_conf(d.conf_path, check);
 	start(&d);
+	notify_ready();
 	if (d.once)
-		sched_batch(d.sched);
+		run_batch(&d);
 	else
 		loop_timer_set(d.poll, 0);
 	if (loop_run(d.loop) == -1)
 		fatal("event loop");
-	log_info("stopped: sent=%ld failed=%ld retried=%ld unknown=%ld", sched_totals(d.sched)->sent,
-	    sched_totals(d.sched)->failed, sched_totals(d.sched)->retried, sched_totals(d.sched)->unknown);
 	finish(&d);
 	return 0;
 }

@@ -100,6 +100,41 @@ static const char store_sql_rescue[] =
     "        next_step = CASE WHEN r.state = 'unknown' THEN r.step + 1 ELSE r.step END"
     "   FROM r WHERE d.id = r.due_account_id AND d.next_step = r.step";
 
+/* Register or refresh this daemon; answer how many daemons are live (itself included) and the queue. */
+static const char store_sql_heartbeat[] =
+    "WITH hb AS ("
+    "  INSERT INTO payremind.instances AS i (id, hostname, pid, version, status)"
+    "  VALUES ($1::uuid, $2, $3::int, $4, $5)"
+    "  ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), status = EXCLUDED.status RETURNING i.id)"
+    " SELECT 1 + (SELECT count(*) FROM payremind.instances"
+    "              WHERE stopped_at IS NULL AND heartbeat_at > now() - interval '20 seconds'"
+    "                AND id <> $1::uuid),"
+    "  (SELECT count(*) FROM payremind.reminders WHERE state = 'queued'),"
+    "  (SELECT count(*) FROM payremind.reminders WHERE state = 'sending'),"
+    "  (SELECT count(*) FROM payremind.reminders WHERE state = 'unknown'),"
+    "  (SELECT count(*) FROM hb)";
+
+static const char store_sql_instance_stop[] =
+    "UPDATE payremind.instances SET stopped_at = now(), status = 'stopped' WHERE id = $1::uuid";
+
+/* Take every open operator request; the next batch answers them. */
+static const char store_sql_batch_pick[] =
+    "UPDATE payremind.batch_requests b SET picked_by = $1::uuid, picked_at = now()"
+    "  WHERE b.id IN (SELECT id FROM payremind.batch_requests WHERE picked_by IS NULL"
+    "                  FOR UPDATE SKIP LOCKED)"
+    " RETURNING b.id";
+
+static const char store_sql_batch_done[] =
+    "WITH r AS ("
+    "  UPDATE payremind.batch_requests SET finished_at = now(), sent = $3, failed = $4, retried = $5,"
+    "         unknown = $6, skipped = $7, cancelled = $8"
+    "   WHERE id = ANY($2::bigint[]) AND picked_by = $1::uuid RETURNING 1)"
+    " UPDATE payremind.instances SET last_batch_at = now(),"
+    "        last_batch = jsonb_build_object('sent', $3::int, 'failed', $4::int, 'retried', $5::int,"
+    "                     'unknown', $6::int, 'skipped', $7::int, 'cancelled', $8::int,"
+    "                     'requests', (SELECT count(*) FROM r))"
+    "  WHERE id = $1::uuid";
+
 static const char store_sql_opt_out[] =
     "INSERT INTO payremind.opt_outs (msisdn, source) VALUES ($1, $2) ON CONFLICT (msisdn) DO NOTHING";
 
@@ -112,6 +147,10 @@ store_register(struct db *db)
 	db_statement(db, "record", store_sql_record);
 	db_statement(db, "rescue", store_sql_rescue);
 	db_statement(db, "opt_out", store_sql_opt_out);
+	db_statement(db, "heartbeat", store_sql_heartbeat);
+	db_statement(db, "instance_stop", store_sql_instance_stop);
+	db_statement(db, "batch_pick", store_sql_batch_pick);
+	db_statement(db, "batch_done", store_sql_batch_done);
 }
 
 /* A PostgreSQL array literal, built element by element. */
@@ -350,4 +389,53 @@ store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb cb, v
 	const char *v[2] = { msisdn, source };
 
 	return db_query(db, "opt_out", 2, v, cb, arg);
+}
+
+int
+store_heartbeat(
+    struct db *db, const char *owner, const char *hostname, int pid, const char *status, db_cb cb, void *arg)
+{
+	char p[16];
+	const char *v[5] = { owner, hostname, p, PAYREMIND_VERSION, status };
+
+	snprintf(p, sizeof(p), "%d", pid);
+	return db_query(db, "heartbeat", 5, v, cb, arg);
+}
+
+void
+store_instance_stop(struct db *db, const char *owner)
+{
+	const char *v[1] = { owner };
+
+	PQclear(db_exec(db, "instance_stop", 1, v));
+}
+
+int
+store_batch_pick(struct db *db, const char *owner, db_cb cb, void *arg)
+{
+	const char *v[1] = { owner };
+
+	return db_query(db, "batch_pick", 1, v, cb, arg);
+}
+
+int
+store_batch_done(
+    struct db *db, const char *owner, const int64_t *ids, int n, const long figures[6], db_cb cb, void *arg)
+{
+	struct pgarr a = { 0 };
+	char f[6][24];
+	const char *v[8];
+	int i, rc;
+
+	for (i = 0; i < n; i++)
+		pgarr_int(&a, ids[i]);
+	v[0] = owner;
+	v[1] = pgarr_end(&a);
+	for (i = 0; i < 6; i++) {
+		snprintf(f[i], sizeof(f[i]), "%ld", figures[i]);
+		v[i + 2] = f[i];
+	}
+	rc = db_query(db, "batch_done", 8, v, cb, arg);
+	free(a.buf);
+	return rc;
 }

@@ -69,4 +69,18 @@ int store_rescue(struct db *db, int idempotent, db_cb cb, void *arg) __attribute
 int store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
+/* Register or refresh this daemon in payremind.instances with its status line. The result row: live
+ * daemons (itself included), queued, sending and unknown reminders. */
+int store_heartbeat(struct db *db, const char *owner, const char *hostname, int pid, const char *status,
+    db_cb cb, void *arg) __attribute__((warn_unused_result));
+/* Mark this daemon stopped (synchronously, once the loop has ended). */
+void store_instance_stop(struct db *db, const char *owner);
+/* Take every open operator batch request; result rows: id. */
+int store_batch_pick(struct db *db, const char *owner, db_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+/* Answer requests ids[0..n) with a batch's figures (sent, failed, retried, unknown, skipped, cancelled)
+ * and record them as this daemon's last batch. */
+int store_batch_done(struct db *db, const char *owner, const int64_t *ids, int n, const long figures[6],
+    db_cb cb, void *arg) __attribute__((warn_unused_result));
+
 #endif
