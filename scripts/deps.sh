@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
 	build-essential cmake pkg-config clang-format valgrind
+	systemd procps man-db  # the install test: systemd-analyze verify, ExecReload= kill, man: pages
 	libpq-dev libcurl4-openssl-dev uuid-dev libconfig-dev libjansson-dev libmicrohttpd-dev libssl-dev
 	libcmocka-dev
 	postgresql python3 python3-psycopg2 curl
