@@ -612,7 +612,7 @@ batch_dry_run(struct ctl *ctl, const struct batch_opts *o)
 	struct dry_row *rows;
 	PGresult *res;
 	json_t *pending;
-	double at;
+	double at = 0;
 	int rc, n, i;
 
 	if ((rc = ctl_run(ctl, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) != 0)

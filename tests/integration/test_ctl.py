@@ -308,16 +308,68 @@ def test_batch_without_a_daemon_exits_69_within_the_timeout(ctx):
     assert db.one("SELECT count(*) FROM payremind.batch_requests") == 0
 
 
+FAKE_DAEMON = "00000000-0000-4000-8000-00000000000f"
+
+
+def batch_in_background(ctx, conf, timeout):
+    """Start `payremindctl batch` and play the daemon's part by hand: returns (process, request id)."""
+    ctx.db.q("INSERT INTO payremind.instances (id, hostname, pid, version) VALUES (%s, 'fake-host', 1, 'x')",
+             FAKE_DAEMON)
+    p = subprocess.Popen([os.path.join(harness.BIN, "payremindctl"), "-c", conf, "batch", "--timeout",
+                          str(timeout)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ctx.cleanups.append(lambda: p.poll() is None and (p.kill(), p.wait()))
+    wait_until(lambda: ctx.db.one("SELECT count(*) FROM payremind.batch_requests") == 1, what="request row")
+    rid = ctx.db.one("SELECT id FROM payremind.batch_requests")
+    ctx.db.q("UPDATE payremind.batch_requests SET picked_by = %s, picked_at = now() WHERE id = %s",
+             FAKE_DAEMON, rid)
+    return p, rid
+
+
+def test_batch_prints_the_figures_the_picking_daemon_writes(ctx):
+    conf = builtin_conf(ctx)
+    p, rid = batch_in_background(ctx, conf, 10)
+    time.sleep(0.5)
+    assert p.poll() is None, "picked but not finished: still waiting"
+    ctx.db.q("UPDATE payremind.batch_requests SET finished_at = now(), sent = 7, failed = 1, retried = 2,"
+             " unknown = 3, skipped = 4, cancelled = 5 WHERE id = %s", rid)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, (p.returncode, err)
+    assert out == (f"batch {rid} done by {FAKE_DAEMON}: sent=7 failed=1 retried=2 unknown=3 skipped=4 "
+                   "cancelled=5\n"), out
+
+
+def test_batch_reports_a_daemon_error_or_a_batch_that_never_ends_with_69(ctx):
+    conf = builtin_conf(ctx)
+    p, rid = batch_in_background(ctx, conf, 10)
+    ctx.db.q("UPDATE payremind.batch_requests SET finished_at = now(), error = 'database connection lost'"
+             " WHERE id = %s", rid)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 69 and out == "", (p.returncode, out, err)
+    assert f"batch {rid} failed on payremindd {FAKE_DAEMON} (fake-host): database connection lost" in err, err
+    ctx.db.q("DELETE FROM payremind.batch_requests")
+    ctx.db.q("DELETE FROM payremind.instances")
+    # Picked, never finished: it waits the timeout again from the pick, then says where it runs.
+    t0 = time.time()
+    p, rid = batch_in_background(ctx, conf, 1)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 69 and time.time() - t0 >= 1, (p.returncode, err)
+    assert f"batch {rid} is still running on payremindd {FAKE_DAEMON} (fake-host) after 1 s" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    # A request a daemon took is never withdrawn.
+    assert ctx.db.one("SELECT count(*) FROM payremind.batch_requests WHERE id = %s", rid) == 1
+
+
 def test_batch_with_a_running_daemon_prints_its_result(ctx):
     db = ctx.db
     gw = ctx.sandbox()
     # A long poll interval: only the start-up batch and our request run batches during the test.
     conf = write_conf(ctx.tmp, db, gw.url, schedule=dict(poll_interval_s=3600))
     daemon = ctx.spawn(daemon_cmd(conf))
-    wait_until(lambda: daemon.poll() is not None or db.one(
-        "SELECT count(*) FROM payremind.instances WHERE stopped_at IS NULL") == 1, what="daemon heartbeat")
+    # Wait for the start-up batch (nothing to do) to end: daemons record each batch in their row.
+    started = "SELECT count(*) FROM payremind.instances WHERE stopped_at IS NULL"
+    wait_until(lambda: daemon.poll() is not None or db.one(started) == 1, what="daemon heartbeat")
     assert daemon.poll() is None, open(daemon.log_path).read()
-    time.sleep(1)  # let the start-up batch (nothing to do) finish
+    wait_until(lambda: db.one(started + " AND last_batch_at IS NOT NULL") == 1, what="start-up batch")
     for i in range(3):
         db.add_due(f"M-{i}", f"+1514888{i:04d}")
     p = ctl(conf, "batch", "--timeout", "5")
