@@ -251,3 +251,26 @@ def main(tests):
         finally:
             ctx.close(ok)
     sys.exit(1 if failed else 0)
+
+
+def write_secret(tmp, name, value):
+    """A secret file (mode 0600, trailing newline) for gateway.secret_file or listen.secret_file."""
+    path = os.path.join(tmp, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def set_listen(conf, **keys):
+    """Replace the `listen` group of a write_conf file with these keys (port stays 0 unless given)."""
+    group = dict(port=0)
+    group.update(keys)
+    with open(conf) as f:
+        text = f.read()
+    new = "listen = { " + " ".join(f"{k} = {libconfig_value(v)};" for k, v in group.items()) + " };"
+    assert "listen = { port = 0; };" in text, "set_listen needs a config from write_conf"
+    with open(conf, "w") as f:
+        f.write(text.replace("listen = { port = 0; };", new, 1))
+    return conf
