@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <regex.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,14 +64,16 @@ ctl_usage(FILE *fp)
 	    "       payremindctl [-h|--help] [-V|--version]\n");
 }
 
-/* A usage error: the reason, then the command's usage line, exit 64. */
-static int
-ctl_usage_error(const char *cmd, const char *fmt, const char *arg)
+/* A usage error: the reason, then the command's usage line; returns 64. */
+static int PR_PRINTF(2, 3) ctl_usage_error(const char *cmd, const char *fmt, ...)
 {
 	const struct ctl_command *c = ctl_find(cmd);
+	va_list ap;
 
 	fprintf(stderr, "payremindctl %s: ", cmd);
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "\nusage: payremindctl [-c FILE] %s\n", c != NULL ? c->synopsis : cmd);
 	return EX_USAGE;
 }
@@ -318,7 +321,7 @@ batch_parse(int argc, char **argv, struct batch_opts *o, int *done)
 		switch (ch) {
 		case 'a':
 			if (*optarg == '\0')
-				return ctl_usage_error("batch", "--account needs an account_ref%s", "");
+				return ctl_usage_error("batch", "--account needs an account_ref");
 			o->account = optarg;
 			break;
 		case 't':
@@ -349,7 +352,7 @@ batch_parse(int argc, char **argv, struct batch_opts *o, int *done)
 		return ctl_usage_error("batch", "unexpected argument %s", argv[optind]);
 	if (!o->dry_run && o->account != NULL)
 		return ctl_usage_error(
-		    "batch", "--account needs --dry-run: a daemon's batch always covers every due row%s", "");
+		    "batch", "--account needs --dry-run: a daemon's batch always covers every due row");
 	if (!o->dry_run && (o->at != NULL || o->json))
 		return ctl_usage_error("batch", "%s needs --dry-run", o->at != NULL ? "--at" : "--json");
 	if (o->at != NULL && !ctl_matches(CTL_AT_RE, o->at))
@@ -1197,7 +1200,7 @@ ctl_optout(struct ctl *ctl, int argc, char **argv)
 		return ctl_bad_option("optout", ch, argv);
 	}
 	if (optind >= argc)
-		return ctl_usage_error("optout", "say add, remove or list%s", "");
+		return ctl_usage_error("optout", "say add, remove or list");
 	action = argv[optind];
 	msisdn = optind + 1 < argc ? argv[optind + 1] : NULL;
 	list = strcmp(action, "list") == 0;
