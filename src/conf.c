@@ -191,7 +191,7 @@ static const struct conf_key conf_keys[] = {
 	K_INT("schedule.poll_interval_s", schedule.poll_interval_s, 1, 3600, 30, RELOAD),
 	K_INT("schedule.batch_size", schedule.batch_size, 1, 10000, 500, RELOAD),
 	K_OFFSETS("schedule.offsets_days", 0, 365, conf_default_offsets, RELOAD),
-	K_INT("schedule.lease_s", schedule.lease_s, 10, 3600, 60, RESTART),
+	K_INT("schedule.lease_s", schedule.lease_s, 2, 3600, 60, RESTART),
 	K_INT("schedule.min_gap_hours", rules.min_gap_hours, 0, 720, 24, RELOAD),
 	K_REGIONS("regions", RELOAD),
 	K_STRING("templates.fr", templates.fr, conf_default_fr, NULL, RELOAD),

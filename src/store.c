@@ -10,9 +10,10 @@
  * policy and the template need, with the number's recent contacts and the step's existing reminder. */
 static const char store_sql_claim[] =
     "WITH c AS ("
-    " SELECT id, next_step FROM payremind.due_accounts"
+    " SELECT id, next_step, next_at FROM payremind.due_accounts"
     "  WHERE next_at <= to_timestamp($4::float8)"
-    "  ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    "  ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED),"
+    " u AS ("
     " UPDATE payremind.due_accounts d"
     "    SET next_at = now() + make_interval(secs => $3::int), lease_owner = $1::uuid"
     "   FROM c LEFT JOIN payremind.reminders r ON r.due_account_id = c.id AND r.step = c.next_step"
@@ -24,7 +25,9 @@ static const char store_sql_claim[] =
     "  d.amount_cents, d.currency, coalesce(r.state, ''),"
     "  ARRAY(SELECT h.t FROM (SELECT floor(extract(epoch FROM s.sent_at))::bigint AS t"
     "          FROM payremind.reminders s WHERE s.msisdn = d.msisdn AND s.sent_at > now() - interval '7 days'"
-    "         ORDER BY s.sent_at DESC LIMIT 32) h ORDER BY h.t)";
+    "         ORDER BY s.sent_at DESC LIMIT 32) h ORDER BY h.t),"
+    "  c.next_at AS was_due)"
+    " SELECT * FROM u ORDER BY was_due, id"; /* oldest first: it wins a gap against a twin on one number */
 
 /* Create the reminder and its token in one statement (one transaction); a queued retry of the same
  * step is re-leased instead, keeping its id (the Idempotency-Key) and its token. */

@@ -117,6 +117,13 @@ class Sandbox:
             self.proc.wait(10)
 
 
+def record_time(rec):
+    """The sandbox record's "t" (ISO 8601 UTC with milliseconds) as Unix seconds."""
+    import datetime
+    return datetime.datetime.strptime(rec["t"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
 def wait_for_file(path, timeout=10):
     end = time.time() + timeout
     while time.time() < end:

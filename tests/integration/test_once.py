@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
@@ -295,6 +296,8 @@ def test_sigterm_mid_batch_leaves_nothing_in_sending(ctx):
     # Nothing claimed is left leased: the rest goes out on the next run, each exactly once.
     assert db.one("SELECT count(*) FROM payremind.due_accounts WHERE lease_owner IS NOT NULL") == 0
     assert len(gw.records()) >= sent
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{gw.port}/_control", method="POST",
+                           data=b'{"delay_ms": 0}', headers={"Content-Type": "application/json"}))
     run_once(conf, timeout=120)
     got = gw.accepted()
     assert len(got) == 200 and len({r["key"] for r in got}) == 200

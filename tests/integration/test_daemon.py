@@ -1,0 +1,193 @@
+"""payremindd as a service: polling, --check-config, SIGHUP, batch requests, several daemons, kill -9."""
+
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+from harness import daemon_cmd, wait_until, write_conf  # noqa: E402
+
+
+def log_of(p):
+    with open(p.log_path) as f:
+        return f.read()
+
+
+def stop(p, timeout=30):
+    p.send_signal(signal.SIGTERM)
+    return p.wait(timeout)
+
+
+def test_check_config_reports_ok_or_every_error_with_its_line(ctx):
+    conf = write_conf(ctx.tmp, ctx.db, "http://127.0.0.1:9/sms")
+    p = subprocess.run(daemon_cmd(conf, "--check-config"), capture_output=True, text=True)
+    assert (p.returncode, p.stdout.strip()) == (0, "configuration OK"), (p.returncode, p.stdout, p.stderr)
+    bad = os.path.join(ctx.tmp, "bad.conf")
+    with open(bad, "w") as f:
+        f.write('sender = { short_code = "5551234"; };\n'
+                'gateway = { timeout_ms = 5; dialect = "smoke"; };\n'
+                'templates = { fr = "Payez {lien} ARRET"; };\n')
+    p = subprocess.run(daemon_cmd(bad, "-n"), capture_output=True, text=True)
+    assert p.returncode == 78, p
+    lines = p.stderr.strip().splitlines()
+    assert any(line.startswith(f"{bad}:1: ") and "short_code" in line for line in lines), lines
+    assert any(line.startswith(f"{bad}:2: ") and "timeout_ms" in line for line in lines), lines
+    assert any(line.startswith(f"{bad}:2: ") and "dialect" in line for line in lines), lines
+    assert any(line.startswith(f"{bad}:3: ") and "{lien}" in line for line in lines), lines
+    assert "configuration OK" not in p.stdout
+
+
+def test_usage_errors_exit_64(ctx):
+    for args in (["--bogus"], ["extra-arg"], ["-c"]):
+        p = subprocess.run([os.path.join(harness.BIN, "payremindd"), *args], capture_output=True, text=True)
+        assert p.returncode == 64 and "usage:" in p.stderr, (args, p.returncode, p.stderr)
+
+
+def test_daemon_polls_registers_and_stops_cleanly(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    conf = write_conf(ctx.tmp, db, gw.url)
+    p = ctx.spawn(daemon_cmd(conf))
+    wait_until(lambda: db.one("SELECT count(*) FROM payremind.instances WHERE stopped_at IS NULL") == 1,
+               what="heartbeat row")
+    # Rows billing adds while the daemon runs go out at the next poll (1 s here).
+    for i in range(10):
+        db.add_due(f"P-{i}", f"+1514666{i:04d}")
+    wait_until(lambda: len(gw.accepted()) == 10, what="10 SMS")
+    assert stop(p) == 0
+    assert db.one("SELECT stopped_at IS NOT NULL FROM payremind.instances") is True
+    assert db.one("SELECT (last_batch->>'sent')::int FROM payremind.instances") is not None
+    assert db.states() == {"sent": 10}
+
+
+def test_batch_request_is_picked_and_answered(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    conf = write_conf(ctx.tmp, db, gw.url, schedule={"poll_interval_s": 3600})
+    p = ctx.spawn(daemon_cmd(conf))
+    wait_until(lambda: db.one("SELECT count(*) FROM payremind.instances") == 1, what="daemon up")
+    time.sleep(0.5)  # the start-up batch found nothing
+    for i in range(3):
+        db.add_due(f"Q-{i}", f"+1514777{i:04d}")
+    rid = db.one("INSERT INTO payremind.batch_requests DEFAULT VALUES RETURNING id")
+    db.q("NOTIFY payremind_batch")
+    wait_until(lambda: db.one("SELECT finished_at IS NOT NULL FROM payremind.batch_requests WHERE id = %s",
+                              rid), what="batch request answered")
+    sent, picked = db.q("SELECT sent, picked_by::text FROM payremind.batch_requests WHERE id = %s", rid)[0]
+    assert sent == 3 and picked == db.one("SELECT id::text FROM payremind.instances")
+    assert len(gw.accepted()) == 3
+    assert stop(p) == 0
+
+
+def test_sighup_keeps_a_broken_config_and_swaps_a_good_one(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    conf = write_conf(ctx.tmp, db, gw.url)
+    p = ctx.spawn(daemon_cmd(conf))
+    db.add_due("R-1", "+15148880001", language="en")
+    wait_until(lambda: len(gw.accepted()) == 1, what="first SMS")
+    good = open(conf).read()
+    with open(conf, "w") as f:
+        f.write(good + 'templates = { en = "no link here STOP"; };\nretention = { days = 0; };\n')
+    p.send_signal(signal.SIGHUP)
+    wait_until(lambda: "keeping the running configuration" in log_of(p), what="reload refused")
+    log = log_of(p)
+    assert "has 2 errors" in log and "no {link}" in log and "retention.days" in log, log
+    db.add_due("R-2", "+15148880002", language="en")
+    wait_until(lambda: len(gw.accepted()) == 2, what="still sending with the old config")
+    assert "ARO" in gw.accepted()[1]["text"]
+    with open(conf, "w") as f:
+        f.write(good + 'templates = { en = "NEW TEMPLATE from ARO {link} Reply STOP"; };\n')
+    p.send_signal(signal.SIGHUP)
+    wait_until(lambda: "configuration from" in log_of(p), what="reload accepted")
+    db.add_due("R-3", "+15148880003", language="en")
+    wait_until(lambda: len(gw.accepted()) == 3, what="SMS after reload")
+    assert gw.accepted()[2]["text"].startswith("NEW TEMPLATE from ARO https://pay.aro.ca/p/")
+    assert stop(p) == 0
+
+
+def test_three_daemons_send_20000_reminders_exactly_once(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    with db.conn.cursor() as c:
+        c.execute("""INSERT INTO payremind.due_accounts (account_ref, msisdn, amount_cents, due_date)
+                     SELECT 'T-' || g, '+1514' || lpad((2000000 + g)::text, 7, '0'), 100 + g, current_date - 3
+                       FROM generate_series(1, 20000) g""")
+    conf = write_conf(ctx.tmp, db, gw.url, gateway={"max_in_flight": 32}, schedule={"batch_size": 200})
+    procs = [ctx.spawn(daemon_cmd(conf)) for _ in range(3)]
+    wait_until(lambda: db.one("SELECT count(*) FROM payremind.reminders WHERE state = 'sent'") == 20000,
+               timeout=240, what="20000 sent")
+    for p in procs:
+        assert stop(p) == 0
+    recs = gw.records()
+    keys = collections.Counter(r["key"] for r in recs if 200 <= r["status"] < 300)
+    assert len(keys) == 20000 and max(keys.values()) == 1, (len(keys), keys.most_common(3))
+    assert len(recs) == 20000
+    assert db.one("SELECT count(DISTINCT due_account_id) FROM payremind.reminders") == 20000
+    # All three took part.
+    owners = db.one("SELECT count(*) FROM payremind.instances WHERE (last_batch->>'sent')::int > 0")
+    assert owners >= 2, owners
+
+
+def test_kill_9_at_random_moments_loses_and_duplicates_nothing(ctx):
+    gw = ctx.sandbox("--delay-ms", "20")
+    db = ctx.db
+    n = 5000
+    with db.conn.cursor() as c:
+        c.execute("""INSERT INTO payremind.due_accounts (account_ref, msisdn, amount_cents, due_date)
+                     SELECT 'K-' || g, '+1438' || lpad((3000000 + g)::text, 7, '0'), 100, current_date - 3
+                       FROM generate_series(1, %s) g""", (n,))
+    # Short leases so that what a killed daemon held comes back quickly (lease > 2 x timeout).
+    conf = write_conf(ctx.tmp, db, gw.url, gateway={"timeout_ms": 1000, "max_in_flight": 16},
+                      schedule={"batch_size": 50, "lease_s": 3})
+    rng = random.Random(20261127)
+    for run in range(10):
+        p = ctx.spawn(daemon_cmd(conf))
+        time.sleep(rng.uniform(0.1, 0.8))
+        p.kill()
+        p.wait(10)
+    p = ctx.spawn(daemon_cmd(conf))
+    wait_until(lambda: db.one("SELECT count(*) FROM payremind.reminders WHERE state = 'sent'") == n,
+               timeout=120, what=f"all {n} sent after 10 kills")
+    assert stop(p) == 0
+    recs = gw.records()
+    accepted = [r for r in recs if 200 <= r["status"] < 300 and not r["duplicate"]]
+    keys = collections.Counter(r["key"] for r in accepted)
+    # Every reminder reached the gateway as exactly one SMS; repeats after a kill carried the same
+    # Idempotency-Key and were answered from the gateway's memory.
+    assert len(keys) == n and max(keys.values()) == 1, (len(keys), keys.most_common(2))
+    # The kills did catch requests in flight: some were resent after a restart, with their key.
+    assert sum(1 for r in recs if r["duplicate"]) > 0
+    assert {r["to"] for r in accepted} == {f"+1438{3000000 + g:07d}" for g in range(1, n + 1)}
+    assert db.one("SELECT count(*) FROM payremind.reminders") == n
+    assert db.one("SELECT count(*) FROM payremind.reminders WHERE link_token IS NOT NULL") == 0
+
+
+def test_three_daemons_share_the_rate(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    conf = write_conf(ctx.tmp, db, gw.url, gateway={"rate_per_second": 30.0})
+    procs = [ctx.spawn(daemon_cmd(conf)) for _ in range(3)]
+    # Let every daemon see the others' heartbeats (every 5 s) before there is work.
+    wait_until(lambda: all("3 live daemons" in log_of(p) for p in procs), timeout=20, what="rate shared")
+    with db.conn.cursor() as c:
+        c.execute("""INSERT INTO payremind.due_accounts (account_ref, msisdn, amount_cents, due_date)
+                     SELECT 'S-' || g, '+1581' || lpad((4000000 + g)::text, 7, '0'), 100, current_date - 3
+                       FROM generate_series(1, 240) g""")
+    wait_until(lambda: len(gw.accepted()) == 240, timeout=60, what="240 sent")
+    for p in procs:
+        assert stop(p) == 0
+    t = sorted(harness.record_time(r) for r in gw.accepted())
+    span = t[-1] - t[0]
+    # 240 at 30/s in all takes about 8 s; three daemons at the full rate each would take under 3 s.
+    assert span >= 240 / 30 * 0.85, span
+    per_second = collections.Counter(int(x - t[0]) for x in t)
+    assert max(per_second.values()) <= 30 * 1.2 + 3, per_second
+
+
+harness.main(globals())
