@@ -23,6 +23,7 @@
 #define SCHED_REGION_RETRY_S 3600.0 /* unknown region or zone: look again hourly */
 #define SCHED_CONFIG_PAUSE_MS 60000 /* the gateway refused our credentials: pause sending */
 #define SCHED_HOLD_MAX_MS 300000    /* the longest Retry-After that pauses all sending */
+#define SCHED_HOLD_KEEP_MS 2000     /* shorter holds keep the ready reminders in memory */
 #define SCHED_BREAKER_FAILURES 20   /* consecutive transient failures that open the breaker */
 #define SCHED_BREAKER_MIN_MS 1000
 #define SCHED_BREAKER_MAX_MS 60000
@@ -381,16 +382,15 @@ sched_done_push(struct sched *s, struct job *j)
 		loop_timer_set(s->flush, SCHED_FLUSH_MS);
 }
 
-/* A reminder created but never handed to the gateway: give it back untouched (attempt not counted). */
+/* A reminder created but never handed to the gateway: give it back untouched (attempt not counted),
+ * to be tried again from `at` (epoch s). */
 static void
-sched_unsend(struct sched *s, struct job *j)
+sched_unsend(struct sched *s, struct job *j, double at)
 {
-	double now = sched_now();
-
 	j->state = "queued";
 	j->attempts_delta = -1;
-	j->next_attempt_at = now;
-	j->due_next_at = now;
+	j->next_attempt_at = at;
+	j->due_next_at = at;
 	j->due_next_step = j->step;
 	sched_done_push(s, j);
 }
@@ -420,7 +420,7 @@ sched_prepare_cb(PGresult *res, void *arg)
 		snprintf(c->jobs[k]->token, sizeof(c->jobs[k]->token), "%s", PQgetvalue(res, i, 3));
 		snprintf(c->jobs[k]->short_code, sizeof(c->jobs[k]->short_code), "%s", PQgetvalue(res, i, 4));
 		if (s->stopping)
-			sched_unsend(s, c->jobs[k]);
+			sched_unsend(s, c->jobs[k], sched_now());
 		else
 			sched_ready_push(s, c->jobs[k]);
 		c->jobs[k] = NULL;
@@ -543,8 +543,7 @@ sched_outcome(struct sched *s, struct job *j)
 		j->state = "sent";
 		s->batch.sent++;
 	} else if (r->outcome == GW_CONFIG) {
-		sched_unsend(s, j);
-		j->next_attempt_at = j->due_next_at = now + SCHED_CONFIG_PAUSE_MS / 1000;
+		sched_unsend(s, j, now + SCHED_CONFIG_PAUSE_MS / 1000);
 		breaker_hold(&s->breaker, SCHED_CONFIG_PAUSE_MS, loop_now_ms());
 		log_warnx("gateway refuses our configuration (%s): sending paused for %d s; fix the gateway "
 		          "settings "
@@ -638,8 +637,28 @@ sched_send(struct sched *s, struct job *j)
 	        sched_http_cb, j) == -1) {
 		breaker_cancel(&s->breaker);
 		gw_request_free(&req);
-		sched_unsend(s, j);
+		sched_unsend(s, j, sched_now());
 	}
+}
+
+/* Sending is held for wait_ms (the breaker is open, the gateway said Retry-After, or refused our
+ * credentials): rather than sit on leases, give every ready reminder back for after the hold, and claim
+ * nothing more in this batch. */
+static void
+sched_hold(struct sched *s, int64_t wait_ms)
+{
+	double at = sched_now() + (double)wait_ms / 1000.0;
+	struct job *j;
+	int n = 0;
+
+	while ((j = sched_ready_pop(s)) != NULL) {
+		sched_unsend(s, j, at);
+		n++;
+	}
+	s->exhausted = 1;
+	if (n > 0)
+		log_notice(
+		    "sending held for %lld ms: %d reminders handed back until then", (long long)wait_ms, n);
 }
 
 /* Start as many ready reminders as the breaker, the short code's pace and max_in_flight allow. */
@@ -651,7 +670,9 @@ sched_dispatch(struct sched *s)
 	while (s->nready > 0 && http_in_flight(s->http) < s->conf->gateway.max_in_flight) {
 		now_ms = loop_now_ms();
 		if ((wait = breaker_allow(&s->breaker, now_ms)) != 0) {
-			if (wait > 0)
+			if (wait > SCHED_HOLD_KEEP_MS)
+				sched_hold(s, wait);
+			else if (wait > 0)
 				loop_timer_set(s->pace, wait);
 			return; /* -1: the probe's answer kicks us */
 		}
@@ -762,6 +783,13 @@ sched_end_batch(struct sched *s)
 		s->done_cb(b, s->done_arg);
 }
 
+/* 1 while sending is held for long: claiming now would only hand the rows back. */
+static int
+sched_held(const struct sched *s)
+{
+	return s->breaker.state == BREAKER_OPEN && s->breaker.until_ms - loop_now_ms() > SCHED_HOLD_KEEP_MS;
+}
+
 /* The scheduler's one step: claim when the pipeline runs low, send, record, and notice the end. */
 static void
 sched_kick(struct sched *s)
@@ -770,6 +798,8 @@ sched_kick(struct sched *s)
 	    ? s->conf->gateway.max_in_flight
 	    : s->conf->schedule.batch_size;
 
+	if (s->active && !s->exhausted && sched_held(s))
+		s->exhausted = 1; /* nothing more this batch; the next one looks again */
 	if (s->active && !s->exhausted && !s->claiming && !s->stopping && s->nready + s->npreparing < low)
 		sched_claim(s);
 	if (!s->stopping)
@@ -804,7 +834,7 @@ sched_stop(struct sched *s)
 	s->stopping = 1;
 	loop_timer_set(s->pace, -1);
 	while ((j = sched_ready_pop(s)) != NULL)
-		sched_unsend(s, j);
+		sched_unsend(s, j, sched_now());
 	sched_kick(s);
 }
 

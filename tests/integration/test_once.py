@@ -303,4 +303,24 @@ def test_sigterm_mid_batch_leaves_nothing_in_sending(ctx):
     assert len(got) == 200 and len({r["key"] for r in got}) == 200
 
 
+def test_refused_credentials_hold_sending_and_hand_reminders_back(ctx):
+    gw = ctx.sandbox("--bearer", "right-token")
+    db = ctx.db
+    for i in range(5):
+        db.add_due(f"N-{i}", f"+1514999{i:04d}")
+    secret = harness.write_secret(ctx.tmp, "gateway_secret", "wrong-token")
+    conf = write_conf(ctx.tmp, db, gw.url, gateway={"max_in_flight": 1, "secret_file": secret})
+    t0 = time.time()
+    p = run_once(conf)
+    # One refused request pauses sending; the others are handed back at once rather than waiting out
+    # the pause on their leases, and --once ends.
+    assert time.time() - t0 < 20, time.time() - t0
+    assert "sending paused" in p.stderr, p.stderr
+    assert len(gw.records()) == 1 and gw.records()[0]["status"] == 401
+    assert db.states() == {"queued": 5}, db.states()
+    assert db.one("SELECT max(attempts) FROM payremind.reminders") == 0
+    assert db.one("SELECT min(next_attempt_at) > now() + interval '30 s' FROM payremind.reminders") is True
+    assert "wrong-token" not in p.stderr
+
+
 harness.main(globals())
