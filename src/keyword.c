@@ -1,0 +1,210 @@
+/* Inbound keywords: whole-message matching that ignores case, accents and surrounding spaces; replies. */
+#include <string.h>
+
+#include "payremind/keyword.h"
+
+static const struct {
+	const char *name;
+	enum keyword_action action;
+	enum keyword_lang lang;
+} keyword_table[KEYWORD_COUNT] = {
+	{ "STOP", KEYWORD_OPT_OUT, KEYWORD_EN },
+	{ "ARRET", KEYWORD_OPT_OUT, KEYWORD_FR },
+	{ "END", KEYWORD_OPT_OUT, KEYWORD_EN },
+	{ "QUIT", KEYWORD_OPT_OUT, KEYWORD_EN },
+	{ "CANCEL", KEYWORD_OPT_OUT, KEYWORD_EN },
+	{ "UNSUBSCRIBE", KEYWORD_OPT_OUT, KEYWORD_EN },
+	{ "OPTOUT", KEYWORD_OPT_OUT, KEYWORD_EN },
+	{ "HELP", KEYWORD_HELP, KEYWORD_EN },
+	{ "AIDE", KEYWORD_HELP, KEYWORD_FR },
+	{ "INFO", KEYWORD_HELP, KEYWORD_EN },
+	{ "START", KEYWORD_OPT_IN, KEYWORD_EN },
+	{ "RETOUR", KEYWORD_OPT_IN, KEYWORD_FR },
+};
+
+/*
+ * CWTA: name the program, the support line, how to stop, the frequency; the opt-out confirmation says
+ * how to opt back in. GSM-7 only (é and à are in the basic set; ê, ç and ’ are not), one segment each:
+ * test_keyword checks both.
+ */
+static const char *const keyword_replies[][2] = {
+	[KEYWORD_OPT_OUT] = { "ARO: you are unsubscribed from payment reminders by text and will get no "
+	                      "more. Reply START to "
+	                      "resubscribe. Help: 1-877-322-1414",
+	    "ARO : vous ne recevrez plus de rappels de paiement par texto. Répondez RETOUR pour vous "
+	    "réabonner. Aide : 1-877-322-1414" },
+	[KEYWORD_HELP] = { "ARO payment reminders: up to 3 texts per amount due. Help: 1-877-322-1414 "
+	                   "(Mon-Fri 8:00-20:00 "
+	                   "ET). Reply STOP to unsubscribe. Msg&data rates may apply.",
+	    "Rappels de paiement ARO : 3 textos au plus par somme due. Aide : 1-877-322-1414 (lun-ven "
+	    "8h-20h HE). Répondez ARRET pour vous désabonner." },
+	[KEYWORD_OPT_IN] = { "ARO: you are subscribed again to payment reminders by text. Reply STOP to "
+	                     "unsubscribe, HELP for "
+	                     "help. Info: 1-877-322-1414",
+	    "ARO : vous recevrez de nouveau les rappels de paiement par texto. Répondez ARRET pour vous "
+	    "désabonner. Aide : 1-877-322-1414" },
+};
+
+/* Base letters of U+00C0..U+00FF ('?' for Æ, ×, Þ, ß, æ, ÷, þ: never part of a keyword). */
+static const char keyword_latin1[] = "AAAAAA?CEEEEIIIIDNOOOOO?OUUUUY??"
+                                     "AAAAAA?CEEEEIIIIDNOOOOO?OUUUUY?Y";
+
+#define KEYWORD_OTHER '\x1a' /* a character no keyword contains */
+
+/* Decode one UTF-8 code point at *s, advancing *s. -1 on a malformed, overlong or surrogate sequence. */
+static long
+keyword_utf8_next(const unsigned char **s)
+{
+	const unsigned char *p = *s;
+	long cp;
+	int n, i;
+
+	if (p[0] < 0x80)
+		n = 0, cp = p[0];
+	else if (p[0] >= 0xc2 && p[0] < 0xe0)
+		n = 1, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] < 0xf0)
+		n = 2, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] < 0xf5)
+		n = 3, cp = p[0] & 0x07;
+	else
+		return -1;
+	for (i = 1; i <= n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return -1;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
+	    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+		return -1;
+	*s = p + n + 1;
+	return cp;
+}
+
+static int
+keyword_is_space(long cp)
+{
+	return cp == ' ' || (cp >= '\t' && cp <= '\r') || cp == 0xa0 || (cp >= 0x2000 && cp <= 0x200b) ||
+	    cp == 0x202f || cp == 0x205f || cp == 0x3000 || cp == 0xfeff;
+}
+
+/* What cp becomes for matching: an upper-case ASCII character, ' ' for any space, 0 to drop it
+ * (combining accents), KEYWORD_OTHER for anything no keyword contains. */
+static char
+keyword_fold(long cp)
+{
+	if (keyword_is_space(cp))
+		return ' ';
+	if (cp >= 'a' && cp <= 'z')
+		return (char)(cp - 'a' + 'A');
+	if (cp < 0x80)
+		return (char)cp;
+	if (cp >= 0x300 && cp <= 0x36f)
+		return 0;
+	if (cp >= 0xc0 && cp <= 0xff)
+		return keyword_latin1[cp - 0xc0] == '?' ? KEYWORD_OTHER : keyword_latin1[cp - 0xc0];
+	return KEYWORD_OTHER;
+}
+
+static int
+keyword_is_trimmed(char c)
+{
+	return c == ' ' || strchr(".!?,;:", c) != NULL;
+}
+
+/*
+ * One pass: characters to trim are written but only kept (committed) once something else follows
+ * them, so trailing ones vanish and a long run of trailing spaces cannot make "STOP" overflow out.
+ */
+int
+keyword_normalize(const char *text, char *out, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	size_t w = 0, keep = 0;
+	int lost = 0;
+
+	if (len == 0)
+		return -1;
+	while (*s) {
+		long cp = keyword_utf8_next(&s);
+		char c;
+
+		if (cp < 0)
+			return -1;
+		if ((c = keyword_fold(cp)) == 0)
+			continue;
+		if (keyword_is_trimmed(c)) {
+			if (keep == 0)
+				continue;
+			if (w + 1 < len)
+				out[w++] = c;
+			else
+				lost = 1;
+			continue;
+		}
+		if (lost || w + 1 >= len)
+			return -1;
+		out[w++] = c;
+		keep = w;
+	}
+	out[keep] = '\0';
+	return 0;
+}
+
+void
+keyword_match(const char *text, struct keyword_match *out)
+{
+	char norm[KEYWORD_NORM_MAX + 1];
+	int i;
+
+	out->action = KEYWORD_NONE;
+	out->lang = KEYWORD_EN;
+	out->index = -1;
+	if (text == NULL || keyword_normalize(text, norm, sizeof(norm)) == -1)
+		return;
+	for (i = 0; i < KEYWORD_COUNT; i++) {
+		if (strcmp(norm, keyword_table[i].name) == 0) {
+			out->action = keyword_table[i].action;
+			out->lang = keyword_table[i].lang;
+			out->index = i;
+			return;
+		}
+	}
+}
+
+const char *
+keyword_name(int index)
+{
+	return index >= 0 && index < KEYWORD_COUNT ? keyword_table[index].name : NULL;
+}
+
+const char *
+keyword_reply(enum keyword_action action, enum keyword_lang lang)
+{
+	if (action == KEYWORD_NONE ||
+	    (unsigned)action >= sizeof(keyword_replies) / sizeof(keyword_replies[0]))
+		return NULL;
+	return keyword_replies[action][lang == KEYWORD_FR];
+}
+
+const char *
+keyword_action_to_text(enum keyword_action action)
+{
+	switch (action) {
+	case KEYWORD_OPT_OUT:
+		return "opt_out";
+	case KEYWORD_HELP:
+		return "help";
+	case KEYWORD_OPT_IN:
+		return "opt_in";
+	case KEYWORD_NONE:
+		break;
+	}
+	return "none";
+}
+
+const char *
+keyword_lang_to_text(enum keyword_lang lang)
+{
+	return lang == KEYWORD_FR ? "fr" : "en";
+}
