@@ -1,0 +1,919 @@
+/* The webhook listener: libmicrohttpd threads with a PostgreSQL connection of their own; SPEC §6 routes. */
+#define _GNU_SOURCE /* asprintf, open_memstream, strndup */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+
+#include "payremind/keyword.h"
+#include "payremind/listener.h"
+#include "payremind/log.h"
+#include "payremind/metrics.h"
+#include "payremind/webhook.h"
+
+#define LISTENER_BODY_MAX (16 * 1024) /* larger bodies get 413: no webhook of ours comes close */
+#define LISTENER_BACKLOG 4096u        /* DLR bursts must queue in the kernel, not be refused */
+#define LISTENER_MAX_CONNECTIONS 1024u
+#define LISTENER_CONN_MEMORY (64 * 1024) /* per connection: request line (Kannel's GET) and headers */
+#define LISTENER_CONN_TIMEOUT_S 30u      /* idle or trickling clients are dropped */
+#define LISTENER_THREADS 4u              /* /healthz and /metrics stay answerable beside slow requests */
+#define LISTENER_DB_TIMEOUT_MS 5000      /* a statement taking longer is cancelled: 503 */
+#define LISTENER_DB_RETRY_MS 1000        /* no reconnect attempt more often than this */
+#define LISTENER_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define LISTENER_TWIML "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
+
+enum listener_auth {
+	LISTENER_AUTH_NONE,   /* /healthz, /metrics */
+	LISTENER_AUTH_KEY,    /* X-Payremind-Key (kannel routes: also the `key` query parameter) */
+	LISTENER_AUTH_TWILIO, /* X-Twilio-Signature */
+};
+
+enum listener_kind { LISTENER_HEALTH, LISTENER_METRICS, LISTENER_INBOUND, LISTENER_DLR };
+
+struct listener_route {
+	const char *path;
+	const char *method; /* GET routes also answer HEAD */
+	enum listener_auth auth;
+	enum listener_kind kind;
+	enum conf_dialect dialect;
+};
+
+static const struct listener_route listener_routes[] = {
+	{ "/healthz", MHD_HTTP_METHOD_GET, LISTENER_AUTH_NONE, LISTENER_HEALTH, CONF_DIALECT_JSON },
+	{ "/metrics", MHD_HTTP_METHOD_GET, LISTENER_AUTH_NONE, LISTENER_METRICS, CONF_DIALECT_JSON },
+	{ "/v1/inbound/json", MHD_HTTP_METHOD_POST, LISTENER_AUTH_KEY, LISTENER_INBOUND, CONF_DIALECT_JSON },
+	{ "/v1/inbound/kannel", MHD_HTTP_METHOD_GET, LISTENER_AUTH_KEY, LISTENER_INBOUND,
+	    CONF_DIALECT_KANNEL },
+	{ "/v1/inbound/twilio", MHD_HTTP_METHOD_POST, LISTENER_AUTH_TWILIO, LISTENER_INBOUND,
+	    CONF_DIALECT_TWILIO },
+	{ "/v1/dlr/json", MHD_HTTP_METHOD_POST, LISTENER_AUTH_KEY, LISTENER_DLR, CONF_DIALECT_JSON },
+	{ "/v1/dlr/kannel", MHD_HTTP_METHOD_GET, LISTENER_AUTH_KEY, LISTENER_DLR, CONF_DIALECT_KANNEL },
+	{ "/v1/dlr/twilio", MHD_HTTP_METHOD_POST, LISTENER_AUTH_TWILIO, LISTENER_DLR, CONF_DIALECT_TWILIO },
+};
+
+/* What the listener keeps of the configuration; swapped whole by listener_set_conf. */
+struct listener_secrets {
+	char *key;          /* listen.secret, NULL when none */
+	char *twilio_token; /* gateway.secret when the dialect is twilio, NULL otherwise */
+	char *public_url;   /* listen.public_url without trailing '/' */
+};
+
+struct listener {
+	struct MHD_Daemon *mhd; /* NULL: no-op listener (listen.port = 0) */
+	char *conninfo;
+	pthread_mutex_t db_mtx; /* guards pg and db_retry_at */
+	PGconn *pg;
+	long long db_retry_at;    /* monotonic ms before which no reconnect is tried */
+	pthread_mutex_t conf_mtx; /* guards sec */
+	struct listener_secrets sec;
+	char start_err[256]; /* libmicrohttpd's last complaint while starting */
+	int starting;
+};
+
+/* One request, from its request line to its completion. */
+struct listener_req {
+	char *uri; /* the request target as received, query included: the Twilio signature covers it */
+	const struct listener_route *route;
+	int started;
+	int answered; /* an answer was queued before the body: whatever still comes is dropped */
+	int too_big;
+	char *body;
+	size_t len;
+	struct webhook_params params;
+};
+
+/* An answer: a short text in buf, or a larger one in heap (metrics). */
+struct listener_reply {
+	unsigned status;
+	const char *type;
+	const char *allow;
+	char buf[320];
+	char *heap;
+};
+
+/* The first line of a libpq message, for "%.*s". */
+#define LISTENER_LINE(msg) (int)strcspn((msg), "\n"), (msg)
+
+static long long
+listener_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void listener_text(struct listener_reply *rep, unsigned status, const char *fmt, ...) PR_PRINTF(3, 4);
+
+/* A text/plain answer (one line). */
+static void
+listener_text(struct listener_reply *rep, unsigned status, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(rep->buf, sizeof(rep->buf) - 1, fmt, ap);
+	va_end(ap);
+	n = strlen(rep->buf);
+	if (n > 0 && rep->buf[n - 1] != '\n')
+		memcpy(rep->buf + n, "\n", 2);
+	rep->status = status;
+	rep->type = "text/plain; charset=utf-8";
+}
+
+/* ---- configuration snapshot ---- */
+
+static void
+listener_secret_free(char *s)
+{
+	if (s != NULL)
+		OPENSSL_clear_free(s, strlen(s));
+}
+
+static void
+listener_secrets_free(struct listener_secrets *sec)
+{
+	listener_secret_free(sec->key);
+	listener_secret_free(sec->twilio_token);
+	free(sec->public_url);
+	memset(sec, 0, sizeof(*sec));
+}
+
+static char *
+listener_strdup_nonempty(const char *s)
+{
+	return s != NULL && s[0] != '\0' ? strdup(s) : NULL;
+}
+
+static void
+listener_secrets_from(struct listener_secrets *sec, const struct conf *conf)
+{
+	const char *url = conf->listen.public_url ? conf->listen.public_url : "";
+	size_t n = strlen(url);
+
+	while (n > 0 && url[n - 1] == '/')
+		n--;
+	sec->key = listener_strdup_nonempty(conf->listen.secret);
+	sec->twilio_token = conf->gateway.dialect == CONF_DIALECT_TWILIO
+	    ? listener_strdup_nonempty(conf->gateway.secret)
+	    : NULL;
+	sec->public_url = strndup(url, n);
+	if (sec->public_url == NULL)
+		fatal("listener: out of memory");
+}
+
+void
+listener_set_conf(struct listener *l, const struct conf *conf)
+{
+	struct listener_secrets fresh, old;
+
+	if (l == NULL || l->mhd == NULL)
+		return;
+	listener_secrets_from(&fresh, conf);
+	pthread_mutex_lock(&l->conf_mtx);
+	old = l->sec;
+	l->sec = fresh;
+	pthread_mutex_unlock(&l->conf_mtx);
+	listener_secrets_free(&old);
+}
+
+/* ---- database ---- */
+
+enum listener_db_rc { LISTENER_DB_OK, LISTENER_DB_SQL, LISTENER_DB_BROKEN, LISTENER_DB_TIMEOUT };
+
+/* Connect when there is no connection, at most once per LISTENER_DB_RETRY_MS. Under db_mtx. */
+static int
+listener_db_connect(struct listener *l, char *err, size_t errlen)
+{
+	/* Ours first: the operator's conninfo (expanded from dbname) overrides them. */
+	static const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
+	const char *vals[] = { "5", "payremindd-listener", l->conninfo, NULL };
+	long long now = listener_now_ms();
+
+	if (l->pg != NULL)
+		return 0;
+	if (now < l->db_retry_at) {
+		snprintf(err, errlen, "database unavailable (next attempt in %lld ms)", l->db_retry_at - now);
+		return -1;
+	}
+	l->pg = PQconnectdbParams(keys, vals, 1);
+	if (l->pg != NULL && PQstatus(l->pg) == CONNECTION_OK)
+		return 0;
+	snprintf(err, errlen, "database connection failed: %.*s",
+	    LISTENER_LINE(l->pg ? PQerrorMessage(l->pg) : "out of memory"));
+	PQfinish(l->pg);
+	l->pg = NULL;
+	l->db_retry_at = listener_now_ms() + LISTENER_DB_RETRY_MS;
+	return -1;
+}
+
+/* Wait for the answer to what was sent, at most LISTENER_DB_TIMEOUT_MS; cancel it after that. */
+static enum listener_db_rc
+listener_db_wait(PGconn *pg, char *err, size_t errlen)
+{
+	long long deadline = listener_now_ms() + LISTENER_DB_TIMEOUT_MS;
+
+	for (;;) {
+		struct pollfd pfd = { PQsocket(pg), POLLIN, 0 };
+		long long left;
+
+		if (!PQconsumeInput(pg)) {
+			snprintf(
+			    err, errlen, "database connection lost: %.*s", LISTENER_LINE(PQerrorMessage(pg)));
+			return LISTENER_DB_BROKEN;
+		}
+		if (!PQisBusy(pg))
+			return LISTENER_DB_OK;
+		if ((left = deadline - listener_now_ms()) <= 0) {
+			PGcancel *cancel = PQgetCancel(pg);
+			char cerr[256];
+
+			if (cancel != NULL) {
+				PQcancel(cancel, cerr, sizeof(cerr));
+				PQfreeCancel(cancel);
+			}
+			snprintf(err, errlen, "database did not answer within %d ms", LISTENER_DB_TIMEOUT_MS);
+			return LISTENER_DB_TIMEOUT;
+		}
+		if (poll(&pfd, 1, (int)left) == -1 && errno != EINTR) {
+			snprintf(err, errlen, "poll: %s", strerror(errno));
+			return LISTENER_DB_BROKEN;
+		}
+	}
+}
+
+/* Send one statement and collect its result. Under db_mtx, with a connection. */
+static enum listener_db_rc
+listener_db_run(
+    PGconn *pg, const char *sql, int n, const char *const *v, PGresult **out, char *err, size_t errlen)
+{
+	enum listener_db_rc rc;
+	PGresult *res;
+
+	*out = NULL;
+	if (!PQsendQueryParams(pg, sql, n, NULL, v, NULL, NULL, 0)) {
+		snprintf(err, errlen, "database connection lost: %.*s", LISTENER_LINE(PQerrorMessage(pg)));
+		return LISTENER_DB_BROKEN;
+	}
+	if ((rc = listener_db_wait(pg, err, errlen)) != LISTENER_DB_OK)
+		return rc;
+	while ((res = PQgetResult(pg)) != NULL) {
+		if (*out == NULL)
+			*out = res;
+		else
+			PQclear(res);
+	}
+	if (*out != NULL &&
+	    (PQresultStatus(*out) == PGRES_TUPLES_OK || PQresultStatus(*out) == PGRES_COMMAND_OK))
+		return LISTENER_DB_OK;
+	snprintf(
+	    err, errlen, "database: %.*s", LISTENER_LINE(*out ? PQresultErrorMessage(*out) : "no result"));
+	PQclear(*out);
+	*out = NULL;
+	return PQstatus(pg) == CONNECTION_BAD ? LISTENER_DB_BROKEN : LISTENER_DB_SQL;
+}
+
+/*
+ * Run sql with text parameters on the listener's own connection, serialised by db_mtx: connect when
+ * needed, wait at most LISTENER_DB_TIMEOUT_MS, drop a connection that broke or timed out, and try once
+ * more on a fresh connection when it broke (every statement here is idempotent). The result, or NULL
+ * with the reason in err (the caller answers 503). The caller PQclears.
+ */
+static PGresult *
+listener_db(struct listener *l, const char *sql, int n, const char *const *v, char *err, size_t errlen)
+{
+	enum listener_db_rc rc = LISTENER_DB_BROKEN;
+	PGresult *res = NULL;
+	int attempt;
+
+	pthread_mutex_lock(&l->db_mtx);
+	for (attempt = 0; attempt < 2 && rc == LISTENER_DB_BROKEN; attempt++) {
+		if (listener_db_connect(l, err, errlen) == -1)
+			break;
+		rc = listener_db_run(l->pg, sql, n, v, &res, err, errlen);
+		if (rc == LISTENER_DB_BROKEN || rc == LISTENER_DB_TIMEOUT) {
+			PQfinish(l->pg);
+			l->pg = NULL;
+		}
+	}
+	pthread_mutex_unlock(&l->db_mtx);
+	return res;
+}
+
+/* ---- handlers ---- */
+
+static void
+listener_health(struct listener *l, struct listener_reply *rep)
+{
+	char err[256];
+	PGresult *res = listener_db(l, "SELECT 1", 0, NULL, err, sizeof(err));
+
+	if (res == NULL) {
+		log_warnx("listener: /healthz: %s", err);
+		listener_text(rep, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+		return;
+	}
+	PQclear(res);
+	listener_text(rep, MHD_HTTP_OK, "ok");
+}
+
+static const char *const listener_reminder_states[] = { "queued", "sending", "sent", "delivered", "failed",
+	"expired", "cancelled", "unknown" };
+static const char *const listener_reply_states[] = { "queued", "sending", "sent", "delivered", "failed",
+	"unknown" };
+static const char *const listener_opt_out_sources[] = { "keyword", "operator", "gateway" };
+
+/* The rows of res whose first column is family, as values for keys (0 for a key with no row). */
+static void
+listener_gauge_values(
+    const PGresult *res, const char *family, const char *const *keys, long long *values, size_t n)
+{
+	int i;
+	size_t k;
+
+	memset(values, 0, n * sizeof(*values));
+	for (i = 0; i < PQntuples(res); i++) {
+		if (strcmp(PQgetvalue(res, i, 0), family) != 0)
+			continue;
+		for (k = 0; k < n; k++) {
+			if (strcmp(PQgetvalue(res, i, 1), keys[k]) == 0)
+				values[k] = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		}
+	}
+}
+
+/* Queue depth and opt-outs as the database has them now. 0, or -1 on a write error. */
+static int
+listener_db_gauges(FILE *fp, const PGresult *res)
+{
+	long long v[8];
+
+	listener_gauge_values(
+	    res, "reminders", listener_reminder_states, v, LISTENER_NELEM(listener_reminder_states));
+	if (metrics_write_gauge(fp, "payremind_reminders", "Reminders in the database by state.", "state",
+	        listener_reminder_states, v, LISTENER_NELEM(listener_reminder_states)) == -1)
+		return -1;
+	listener_gauge_values(
+	    res, "replies", listener_reply_states, v, LISTENER_NELEM(listener_reply_states));
+	if (metrics_write_gauge(fp, "payremind_replies", "Keyword replies in the database by state.", "state",
+	        listener_reply_states, v, LISTENER_NELEM(listener_reply_states)) == -1)
+		return -1;
+	listener_gauge_values(
+	    res, "opt_outs", listener_opt_out_sources, v, LISTENER_NELEM(listener_opt_out_sources));
+	return metrics_write_gauge(fp, "payremind_opt_outs", "Numbers opted out, by source.", "source",
+	    listener_opt_out_sources, v, LISTENER_NELEM(listener_opt_out_sources));
+}
+
+static void
+listener_metrics(struct listener *l, struct listener_reply *rep)
+{
+	static const char sql[] =
+	    "SELECT 'reminders', state, count(*) FROM payremind.reminders GROUP BY state"
+	    " UNION ALL SELECT 'replies', state, count(*) FROM payremind.replies GROUP BY state"
+	    " UNION ALL SELECT 'opt_outs', source, count(*) FROM payremind.opt_outs GROUP BY source";
+	char err[256];
+	PGresult *res = listener_db(l, sql, 0, NULL, err, sizeof(err));
+	size_t len = 0;
+	FILE *fp = open_memstream(&rep->heap, &len);
+	int rc;
+
+	if (res == NULL)
+		log_warnx("listener: /metrics: %s", err);
+	if (fp == NULL)
+		fatal("listener: open_memstream");
+	rc = metrics_write(fp);
+	if (rc == 0 && res != NULL)
+		rc = listener_db_gauges(fp, res);
+	fprintf(fp,
+	    "# HELP payremind_database_up 1 when the listener could query the database for this scrape.\n"
+	    "# TYPE payremind_database_up gauge\npayremind_database_up %d\n",
+	    res != NULL);
+	if (fclose(fp) != 0 || rc == -1)
+		fatalx("listener: cannot render metrics");
+	PQclear(res);
+	rep->status = MHD_HTTP_OK;
+	rep->type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/* The key check of json and kannel routes, under conf_mtx. Never accepts when no key is configured. */
+static int
+listener_key_ok(struct listener *l, struct MHD_Connection *c, const struct listener_req *r, const char **why)
+{
+	const char *given = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Payremind-Key");
+	int ok;
+
+	pthread_mutex_lock(&l->conf_mtx);
+	if (l->sec.key == NULL) {
+		*why = "listen.secret_file is not set: unauthenticated webhooks are refused";
+		ok = 0;
+	} else {
+		if (given == NULL && r->route->dialect == CONF_DIALECT_KANNEL)
+			given = webhook_params_get(&r->params, "key");
+		ok = webhook_key_equal(l->sec.key, given);
+		*why = given == NULL ? "no X-Payremind-Key" : "wrong X-Payremind-Key";
+	}
+	pthread_mutex_unlock(&l->conf_mtx);
+	return ok;
+}
+
+/* The Twilio signature over public_url + the request target + the form parameters, under conf_mtx. */
+static int
+listener_twilio_ok(
+    struct listener *l, struct MHD_Connection *c, const struct listener_req *r, const char **why)
+{
+	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Twilio-Signature");
+	char *url = NULL;
+	int ok = 0;
+
+	pthread_mutex_lock(&l->conf_mtx);
+	if (l->sec.twilio_token == NULL)
+		*why = "Twilio webhooks need gateway.dialect \"twilio\" and its auth token in "
+		       "gateway.secret_file";
+	else if (sig == NULL)
+		*why = "no X-Twilio-Signature";
+	else if (asprintf(&url, "%s%s", l->sec.public_url, r->uri) < 0)
+		*why = "out of memory";
+	else if (!(ok = webhook_twilio_valid(l->sec.twilio_token, url, &r->params, sig)))
+		*why = "bad X-Twilio-Signature (is listen.public_url the URL Twilio calls?)";
+	pthread_mutex_unlock(&l->conf_mtx);
+	free(url);
+	return ok;
+}
+
+/* Record an inbound message (and act on its keyword) in one call. -1 with err when the database failed. */
+static int
+listener_inbound_record(struct listener *l, enum conf_dialect d, const struct webhook_inbound *in,
+    const char *text, const struct keyword_match *m, int *duplicate, char *err, size_t errlen)
+{
+	static const char sql[] =
+	    "SELECT duplicate FROM payremind.inbound_record($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+	const char *v[9] = { conf_dialect_to_text(d), in->id, in->from, in->to, text, keyword_name(m->index),
+		keyword_action_to_text(m->action), keyword_lang_to_text(m->lang),
+		keyword_reply(m->action, m->lang) };
+	PGresult *res = listener_db(l, sql, 9, v, err, errlen);
+
+	if (res == NULL)
+		return -1;
+	*duplicate = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	return 0;
+}
+
+/* Replies from phones: record, act on a keyword, queue the reply; a replay changes nothing. */
+static void
+listener_inbound(
+    struct listener *l, const struct listener_route *rt, struct listener_req *r, struct listener_reply *rep)
+{
+	struct webhook_inbound in;
+	struct keyword_match m;
+	char err[256], masked[24];
+	int duplicate = 0;
+	char *text;
+
+	if (webhook_inbound_parse(rt->dialect, &r->params, &in, err, sizeof(err)) == -1) {
+		log_notice("listener: %s: 400 %s", rt->path, err);
+		listener_text(rep, MHD_HTTP_BAD_REQUEST, "%s", err);
+		return;
+	}
+	if (!conf_sender_allowed(in.to)) {
+		log_warnx(
+		    "listener: %s: REFUSED inbound id=%s to short code %s: not 27022 or 270282, no reply "
+		    "can go out from it (check the gateway's routing)",
+		    rt->path, in.id, in.to);
+		listener_text(
+		    rep, MHD_HTTP_BAD_REQUEST, "field to: not one of our short codes (27022, 270282)");
+		return;
+	}
+	if ((text = webhook_text_utf8(in.text)) == NULL)
+		fatal("listener: out of memory");
+	keyword_match(text, &m);
+	if (listener_inbound_record(l, rt->dialect, &in, text, &m, &duplicate, err, sizeof(err)) == -1) {
+		log_warnx("listener: %s: inbound id=%s not recorded: %s", rt->path, in.id, err);
+		listener_text(rep, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+		free(text);
+		return;
+	}
+	free(text);
+	if (!duplicate)
+		metrics_count_inbound(m.index);
+	log_info("listener: inbound gateway=%s id=%s from=%s to=%s keyword=%s action=%s%s",
+	    conf_dialect_to_text(rt->dialect), in.id, log_mask_msisdn(in.from, masked, sizeof(masked)), in.to,
+	    m.index >= 0 ? keyword_name(m.index) : "-", keyword_action_to_text(m.action),
+	    duplicate ? " duplicate" : "");
+	if (rt->dialect == CONF_DIALECT_TWILIO) {
+		/* An empty TwiML answer: Twilio itself sends nothing back. */
+		snprintf(rep->buf, sizeof(rep->buf), "%s", LISTENER_TWIML);
+		rep->status = MHD_HTTP_OK;
+		rep->type = "text/xml; charset=utf-8";
+	} else if (rt->dialect == CONF_DIALECT_KANNEL) {
+		listener_text(rep, MHD_HTTP_OK, "%s", ""); /* empty: Kannel has nothing to send back itself */
+	} else {
+		listener_text(rep, MHD_HTTP_OK, "%s", duplicate ? "duplicate" : "ok");
+	}
+}
+
+/* Record a delivery report. The function's result text in out, or -1 with err. */
+static int
+listener_dlr_record(struct listener *l, enum conf_dialect d, const struct webhook_dlr *dlr, char *out,
+    size_t outlen, char *err, size_t errlen)
+{
+	static const char sql[] = "SELECT payremind.dlr_record($1, $2, $3, $4, $5, $6, $7, $8)";
+	const char *v[8] = { conf_dialect_to_text(d), dlr->ref, dlr->by_sid ? "true" : "false",
+		dlr->gateway_id, webhook_dlr_status_to_text(dlr->status), dlr->raw_status, dlr->code,
+		dlr->opt_out ? "true" : "false" };
+	PGresult *res = listener_db(l, sql, 8, v, err, errlen);
+
+	if (res == NULL)
+		return -1;
+	snprintf(out, outlen, "%s", PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "unknown");
+	PQclear(res);
+	return 0;
+}
+
+/* Delivery reports: move the reminder (or reply) once; unknown references get 404 and change nothing. */
+static void
+listener_dlr(
+    struct listener *l, const struct listener_route *rt, struct listener_req *r, struct listener_reply *rep)
+{
+	struct webhook_dlr dlr;
+	char err[256], result[32] = "unknown";
+
+	if (webhook_dlr_parse(rt->dialect, &r->params, &dlr, err, sizeof(err)) == -1) {
+		log_notice("listener: %s: 400 %s", rt->path, err);
+		listener_text(rep, MHD_HTTP_BAD_REQUEST, "%s", err);
+		return;
+	}
+	if ((dlr.by_sid || webhook_is_uuid(dlr.ref)) &&
+	    listener_dlr_record(l, rt->dialect, &dlr, result, sizeof(result), err, sizeof(err)) == -1) {
+		log_warnx("listener: %s: dlr ref=%s not recorded: %s", rt->path, dlr.ref, err);
+		listener_text(rep, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+		return;
+	}
+	log_info("listener: dlr gateway=%s ref=%s status=%s raw=%s%s%s result=%s%s",
+	    conf_dialect_to_text(rt->dialect), dlr.ref, webhook_dlr_status_to_text(dlr.status),
+	    dlr.raw_status, dlr.code[0] ? " code=" : "", dlr.code, result, dlr.opt_out ? " opt_out" : "");
+	if (strcmp(result, "unknown") == 0) {
+		listener_text(rep, MHD_HTTP_NOT_FOUND, "unknown reference");
+		return;
+	}
+	if (strcmp(result, "duplicate") != 0)
+		metrics_count_dlr(dlr.status);
+	listener_text(rep, MHD_HTTP_OK, "%s", result);
+}
+
+/* ---- HTTP plumbing ---- */
+
+static void
+listener_queue(struct MHD_Connection *c, struct listener_reply *rep)
+{
+	const char *body = rep->heap ? rep->heap : rep->buf;
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+
+	free(rep->heap);
+	rep->heap = NULL;
+	if (resp == NULL)
+		return; /* out of memory: libmicrohttpd closes the connection */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rep->type);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (rep->allow != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+	if (MHD_queue_response(c, rep->status, resp) == MHD_YES)
+		metrics_count_response(rep->status);
+	MHD_destroy_response(resp);
+}
+
+static const struct listener_route *
+listener_route_find(const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < LISTENER_NELEM(listener_routes); i++) {
+		if (strcmp(listener_routes[i].path, path) == 0)
+			return &listener_routes[i];
+	}
+	return NULL;
+}
+
+static int
+listener_method_ok(const struct listener_route *rt, const char *method)
+{
+	return strcmp(method, rt->method) == 0 ||
+	    (strcmp(rt->method, MHD_HTTP_METHOD_GET) == 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
+}
+
+/* The query string of the request target, decoded into r->params. -1 when malformed. */
+static int
+listener_query(struct listener_req *r)
+{
+	const char *q = strchr(r->uri, '?');
+
+	return q == NULL ? 0 : webhook_form_parse(q + 1, strlen(q + 1), &r->params);
+}
+
+/*
+ * What can be decided from the request line and headers alone, before any body is read: route,
+ * method, declared size, and the webhook key. 0 to go on reading, or -1 with the answer in rep.
+ */
+static int
+listener_begin(struct listener *l, struct MHD_Connection *c, const char *url, const char *method,
+    struct listener_req *r, struct listener_reply *rep)
+{
+	const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *why = NULL;
+
+	if ((r->route = listener_route_find(url)) == NULL) {
+		listener_text(rep, MHD_HTTP_NOT_FOUND, "not found");
+		return -1;
+	}
+	if (!listener_method_ok(r->route, method)) {
+		listener_text(rep, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed", method);
+		rep->allow =
+		    strcmp(r->route->method, MHD_HTTP_METHOD_GET) == 0 ? "GET, HEAD" : r->route->method;
+		return -1;
+	}
+	if (clen != NULL && strtoull(clen, NULL, 10) > LISTENER_BODY_MAX) {
+		listener_text(rep, MHD_HTTP_CONTENT_TOO_LARGE, "body over %d bytes", LISTENER_BODY_MAX);
+		return -1;
+	}
+	if (r->route->dialect == CONF_DIALECT_KANNEL && listener_query(r) == -1) {
+		log_notice("listener: %s: 400 malformed query string", r->route->path);
+		listener_text(rep, MHD_HTTP_BAD_REQUEST, "malformed query string");
+		return -1;
+	}
+	if (r->route->auth == LISTENER_AUTH_KEY && !listener_key_ok(l, c, r, &why)) {
+		log_notice("listener: %s: 401 %s", r->route->path, why);
+		listener_text(rep, MHD_HTTP_UNAUTHORIZED, "missing or wrong X-Payremind-Key");
+		return -1;
+	}
+	return 0;
+}
+
+/* The whole request is in: parse the body, check a Twilio signature, run the route. */
+static void
+listener_finish(
+    struct listener *l, struct listener_req *r, struct MHD_Connection *c, struct listener_reply *rep)
+{
+	const struct listener_route *rt = r->route;
+	const char *why;
+	char err[256];
+
+	if (r->too_big) {
+		listener_text(rep, MHD_HTTP_CONTENT_TOO_LARGE, "body over %d bytes", LISTENER_BODY_MAX);
+		return;
+	}
+	if (rt->kind == LISTENER_HEALTH || rt->kind == LISTENER_METRICS) {
+		(rt->kind == LISTENER_HEALTH ? listener_health : listener_metrics)(l, rep);
+		return;
+	}
+	if (rt->dialect == CONF_DIALECT_JSON &&
+	    webhook_json_parse(r->body ? r->body : "", r->len, &r->params, err, sizeof(err)) == -1) {
+		log_notice("listener: %s: 400 %s", rt->path, err);
+		listener_text(rep, MHD_HTTP_BAD_REQUEST, "%s", err);
+		return;
+	}
+	if (rt->dialect == CONF_DIALECT_TWILIO &&
+	    webhook_form_parse(r->body ? r->body : "", r->len, &r->params) == -1) {
+		log_notice("listener: %s: 400 malformed form body", rt->path);
+		listener_text(rep, MHD_HTTP_BAD_REQUEST, "malformed form body");
+		return;
+	}
+	if (rt->auth == LISTENER_AUTH_TWILIO && !listener_twilio_ok(l, c, r, &why)) {
+		log_notice("listener: %s: 403 %s", rt->path, why);
+		listener_text(rep, MHD_HTTP_FORBIDDEN, "bad or missing X-Twilio-Signature");
+		return;
+	}
+	(rt->kind == LISTENER_INBOUND ? listener_inbound : listener_dlr)(l, rt, r, rep);
+}
+
+/* Keep up to LISTENER_BODY_MAX bytes of the body; past that, remember only that it was too big. */
+static void
+listener_append(struct listener_req *r, const char *data, size_t n)
+{
+	char *body;
+
+	if (r->too_big || r->len + n > LISTENER_BODY_MAX) {
+		r->too_big = 1;
+		return;
+	}
+	if ((body = realloc(r->body, r->len + n + 1)) == NULL)
+		fatal("listener: out of memory");
+	memcpy(body + r->len, data, n);
+	r->len += n;
+	body[r->len] = '\0';
+	r->body = body;
+}
+
+/* libmicrohttpd calls this for the headers, then per body chunk, then once with no data. */
+static enum MHD_Result
+listener_access(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
+    const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct listener *l = cls;
+	struct listener_req *r = *con_cls;
+	struct listener_reply rep = { 0 };
+
+	(void)version;
+	if (r == NULL)
+		return MHD_NO; /* the request line could not be recorded (out of memory) */
+	if (!r->started) {
+		r->started = 1;
+		if (listener_begin(l, c, url, method, r, &rep) == -1) {
+			r->answered = 1;
+			listener_queue(c, &rep);
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (!r->answered)
+			listener_append(r, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (r->answered)
+		return MHD_YES;
+	listener_finish(l, r, c, &rep);
+	listener_queue(c, &rep);
+	return MHD_YES;
+}
+
+/* First sight of a request: keep its raw target (libmicrohttpd hands the handler a decoded path only). */
+static void *
+listener_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct listener_req *r = calloc(1, sizeof(*r));
+
+	(void)cls;
+	(void)c;
+	if (r != NULL && (r->uri = strdup(uri)) == NULL) {
+		free(r);
+		r = NULL;
+	}
+	return r;
+}
+
+static void
+listener_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct listener_req *r = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (r == NULL)
+		return;
+	webhook_params_free(&r->params);
+	free(r->body);
+	free(r->uri);
+	free(r);
+	*con_cls = NULL;
+}
+
+static void
+listener_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct listener *l = cls;
+	char msg[256];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	if (l->starting)
+		snprintf(l->start_err, sizeof(l->start_err), "%s", msg);
+	log_warnx("listener: %s", msg);
+}
+
+/* ---- lifecycle ---- */
+
+/* Resolve listen.address:port (numeric or a name) for binding. */
+static struct addrinfo *
+listener_resolve(const struct conf *conf, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
+	struct addrinfo *ai = NULL;
+	char port[16];
+	int rc;
+
+	snprintf(port, sizeof(port), "%d", conf->listen.port);
+	if ((rc = getaddrinfo(conf->listen.address, port, &hints, &ai)) != 0) {
+		snprintf(err, errlen, "listen.address %s: %s", conf->listen.address, gai_strerror(rc));
+		return NULL;
+	}
+	return ai;
+}
+
+static struct MHD_Daemon *
+listener_mhd_create(struct listener *l, const struct addrinfo *ai)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	return MHD_start_daemon(flags, 0, NULL, NULL, listener_access, l, MHD_OPTION_EXTERNAL_LOGGER,
+	    listener_mhd_log, l, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+	    LISTENER_BACKLOG, MHD_OPTION_CONNECTION_LIMIT, LISTENER_MAX_CONNECTIONS,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)LISTENER_CONN_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT,
+	    LISTENER_CONN_TIMEOUT_S, MHD_OPTION_THREAD_POOL_SIZE, LISTENER_THREADS,
+	    MHD_OPTION_URI_LOG_CALLBACK, listener_uri, l, MHD_OPTION_NOTIFY_COMPLETED, listener_completed, l,
+	    MHD_OPTION_END);
+}
+
+/*
+ * The daemon takes its signals through the loop (signalfd): a thread that did not block them would
+ * have SIGTERM or SIGHUP delivered to it and kill the process. So libmicrohttpd's threads are
+ * created with every asynchronous signal blocked, whatever the caller's mask is at that moment.
+ */
+static struct MHD_Daemon *
+listener_mhd_start(struct listener *l, const struct addrinfo *ai)
+{
+	static const int sync_signals[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS };
+	struct MHD_Daemon *mhd;
+	sigset_t all, old;
+	size_t i;
+
+	sigfillset(&all);
+	for (i = 0; i < LISTENER_NELEM(sync_signals); i++)
+		sigdelset(&all, sync_signals[i]);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	mhd = listener_mhd_create(l, ai);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return mhd;
+}
+
+static struct listener *
+listener_new(const struct conf *conf)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+
+	if (l == NULL || (l->conninfo = strdup(conf->db_conninfo ? conf->db_conninfo : "")) == NULL)
+		fatal("listener: out of memory");
+	pthread_mutex_init(&l->db_mtx, NULL);
+	pthread_mutex_init(&l->conf_mtx, NULL);
+	listener_secrets_from(&l->sec, conf);
+	return l;
+}
+
+struct listener *
+listener_start(const struct conf *conf, char *err, size_t errlen)
+{
+	struct listener *l = listener_new(conf);
+	struct addrinfo *ai;
+	char dberr[256];
+
+	if (conf->listen.port == 0) {
+		log_info("listener: off (listen.port = 0)");
+		return l;
+	}
+	if ((ai = listener_resolve(conf, err, errlen)) == NULL) {
+		listener_stop(l);
+		return NULL;
+	}
+	l->starting = 1;
+	l->mhd = listener_mhd_start(l, ai);
+	l->starting = 0;
+	freeaddrinfo(ai);
+	if (l->mhd == NULL) {
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", conf->listen.address, conf->listen.port,
+		    l->start_err[0] ? l->start_err : "libmicrohttpd could not start");
+		listener_stop(l);
+		return NULL;
+	}
+	if (l->sec.key == NULL)
+		log_notice("listener: listen.secret_file is not set: json and kannel webhooks will be "
+		           "refused (401)");
+	pthread_mutex_lock(&l->db_mtx);
+	if (listener_db_connect(l, dberr, sizeof(dberr)) == -1)
+		log_warnx("listener: %s (retried on the next request)", dberr);
+	pthread_mutex_unlock(&l->db_mtx);
+	log_info("listener: serving on %s:%d", conf->listen.address, conf->listen.port);
+	return l;
+}
+
+void
+listener_stop(struct listener *l)
+{
+	if (l == NULL)
+		return;
+	if (l->mhd != NULL)
+		MHD_stop_daemon(l->mhd);
+	PQfinish(l->pg);
+	listener_secrets_free(&l->sec);
+	pthread_mutex_destroy(&l->db_mtx);
+	pthread_mutex_destroy(&l->conf_mtx);
+	free(l->conninfo);
+	free(l);
+}
