@@ -1,7 +1,10 @@
 /* The kannel dialect: smsbox sendsms over GET; no idempotency key and no message id in the reply. */
+#define _GNU_SOURCE /* asprintf */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <curl/curl.h>
 
 #include "payremind/gsm.h"
 #include "gateway_dialect.h"
@@ -21,15 +24,52 @@ static const struct {
 	{ 500, "Sending failed", GW_AMBIGUOUS },    /* bearerbox may have queued it */
 };
 
+/* The listener's key for the dlr-url: percent-encoded, then each '%' doubled, because Kannel reads
+ * %X in a dlr-url as its own escape (%A, %F, … would eat an encoded byte) and turns %% into %. */
+static char *
+kannel_dlr_key(const char *secret)
+{
+	char *esc = curl_easy_escape(NULL, secret, 0), *out, *w;
+	const char *r;
+
+	if (esc == NULL || (out = malloc(strlen(esc) * 2 + 1)) == NULL) {
+		curl_free(esc);
+		return NULL;
+	}
+	for (r = esc, w = out; *r; r++) {
+		if (*r == '%')
+			*w++ = '%';
+		*w++ = *r;
+	}
+	*w = '\0';
+	curl_free(esc);
+	return out;
+}
+
 /* The DLR callback, with Kannel's escapes %d (report type) and %i (SMSC id) left for Kannel to
- * fill; ref brings the reminder id back since Kannel gives no message id. */
+ * fill; ref brings the reminder id back since Kannel gives no message id, and key (when the listener
+ * has one) authenticates the callback, since Kannel cannot send an X-Payremind-Key header. */
 static int
 kannel_dlr_url(const struct conf *conf, const struct gw_message *m, char **out, char *err, size_t errlen)
 {
-	char suffix[128];
+	const char *secret = conf->listen.secret;
+	char *suffix, *key = NULL;
+	int rc;
 
-	snprintf(suffix, sizeof(suffix), "/v1/dlr/kannel?ref=%s&status=%%d&smsc_id=%%i", m->reminder_id);
-	return gw_callback_url(conf, suffix, out, err, errlen);
+	if (secret != NULL && secret[0] != '\0' && (key = kannel_dlr_key(secret)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (asprintf(&suffix, "/v1/dlr/kannel?ref=%s&status=%%d&smsc_id=%%i%s%s", m->reminder_id,
+	        key ? "&key=" : "", key ? key : "") < 0) {
+		free(key);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = gw_callback_url(conf, suffix, out, err, errlen);
+	free(suffix);
+	free(key);
+	return rc;
 }
 
 /* Every value percent-encoded once, the dlr-url included, so its own '%', '?' and '&' reach Kannel

@@ -180,6 +180,89 @@ test_kannel_request_percent_encodes_values_and_asks_ucs2_only_for_non_gsm7(void 
 	}
 }
 
+/* The value of query parameter name in url, percent-decoded (caller frees), or NULL. */
+static char *
+query_param(const char *url, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = strchr(url, '?');
+
+	while (p != NULL) {
+		p++;
+		if (strncmp(p, name, n) == 0 && p[n] == '=') {
+			char *raw = strndup(p + n + 1, strcspn(p + n + 1, "&")), *dec;
+
+			dec = curl_easy_unescape(NULL, raw, 0, NULL);
+			free(raw);
+			return dec;
+		}
+		p = strchr(p, '&');
+	}
+	return NULL;
+}
+
+/* What Kannel does to a dlr-url before calling it: %d and %i filled, %% turned into %. */
+static char *
+kannel_fill(const char *dlr)
+{
+	char *out = calloc(1, strlen(dlr) * 2 + 1), *w = out;
+
+	assert_non_null(out);
+	for (; *dlr; dlr++) {
+		if (dlr[0] == '%' && dlr[1] == '%')
+			*w++ = *dlr++;
+		else if (dlr[0] == '%' && (dlr[1] == 'd' || dlr[1] == 'i'))
+			w += sprintf(w, "%s", *++dlr == 'd' ? "1" : "fake");
+		else
+			*w++ = *dlr;
+	}
+	return out;
+}
+
+static void
+test_kannel_dlr_url_carries_the_listener_key_through_kannel_escapes(void **state)
+{
+	static const struct {
+		char *secret;
+		const char *in_dlr_url; /* NULL: no key parameter */
+	} cases[] = {
+		{ NULL, NULL },
+		{ "", NULL },
+		{ "0123abcdef", "&key=0123abcdef" },
+		{ "a+b/c é%A", "&key=a%%2Bb%%2Fc%%20%%C3%%A9%%25A" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct conf *conf = conf_new(CONF_DIALECT_KANNEL, KANNEL_URL, "aro", "pw");
+		struct gw_message m = message("27022", TO, "Payé");
+		struct gw_request req;
+		char *dlr, *filled, *key;
+
+		conf->listen.secret = cases[i].secret;
+		build_ok(conf, &m, &req);
+		dlr = query_param(req.url, "dlr-url");
+		assert_non_null(dlr);
+		assert_non_null(strstr(dlr, "/v1/dlr/kannel?ref=" RID "&status=%d&smsc_id=%i"));
+		filled = kannel_fill(dlr);
+		key = query_param(filled, "key");
+		if (cases[i].in_dlr_url == NULL) {
+			assert_null(strstr(dlr, "key="));
+			assert_null(key);
+		} else {
+			assert_non_null(strstr(dlr, cases[i].in_dlr_url));
+			assert_non_null(key);
+			assert_string_equal(key, cases[i].secret);
+		}
+		curl_free(key);
+		free(filled);
+		curl_free(dlr);
+		gw_request_free(&req);
+		free(conf);
+	}
+}
+
 static void
 test_twilio_request_posts_form_with_basic_auth_under_account_path(void **state)
 {
@@ -712,6 +795,7 @@ main(void)
 		cmocka_unit_test(test_dialect_get_names_each_dialect_and_only_json_is_idempotent),
 		cmocka_unit_test(test_json_request_posts_reference_with_idempotency_key_and_optional_bearer),
 		cmocka_unit_test(test_kannel_request_percent_encodes_values_and_asks_ucs2_only_for_non_gsm7),
+		cmocka_unit_test(test_kannel_dlr_url_carries_the_listener_key_through_kannel_escapes),
 		cmocka_unit_test(test_twilio_request_posts_form_with_basic_auth_under_account_path),
 		cmocka_unit_test(
 		    test_build_refuses_unapproved_sender_bad_recipient_empty_text_and_bad_reference),
