@@ -22,11 +22,11 @@
 #include "payremind/template.h"
 #include "payremind/tz.h"
 
-#define CONF_SECRET_MAX 4096    /* a bearer token, a password or an auth token: far less than this */
-#define CONF_RENDER_MAX 16384   /* 10 segments of 4-byte characters, with room to spare */
-#define CONF_PATH_MAX 128       /* "regions.QC.windows[7].start" and the like */
-#define CONF_NOTICE_DAYS_MAX 60 /* regions.*.notice_days: 0 .. this */
-#define CONF_CAP_MAX 100        /* regions.*.max_per_7_days: 0 .. this */
+#define CONF_SECRET_MAX 4096            /* a bearer token, a password or an auth token: far less than this */
+#define CONF_RENDER_MAX 16384           /* 10 segments of 4-byte characters, with room to spare */
+#define CONF_PATH_MAX 128               /* "regions.QC.windows[7].start" and the like */
+#define CONF_NOTICE_DAYS_MAX 60         /* regions.*.notice_days: 0 .. this */
+#define CONF_CAP_MAX POLICY_MAX_HISTORY /* regions.*.max_per_7_days: 0 .. this (the history a claim reads) */
 
 /* How a key's value is read, stored and printed. */
 enum conf_kind {
@@ -62,6 +62,7 @@ struct conf_key {
 /* One load in progress: the parsed file, the conf being filled, and what went wrong so far. */
 struct loader {
 	const char *path;
+	int flags;
 	config_t cfg;
 	struct conf *conf;
 	struct conf_errors *errs;
@@ -70,7 +71,7 @@ struct loader {
 
 static const char conf_default_fr[] =
     "ARO Recouvrement: un paiement est attendu sur votre dossier. Payez en ligne: {link} "
-    "Questions: 1-877-322-1414 (lun-ven 8h-20h HE). Repondez ARRET pour ne plus recevoir ces SMS.";
+    "Questions: 1-877-322-1414 (lun-ven 8h-20h HE). Répondez ARRET pour ne plus recevoir ces SMS.";
 static const char conf_default_en[] =
     "ARO Collections: a payment is due on your account. Pay online: {link} "
     "Questions: 1-877-322-1414 (Mon-Fri 8am-8pm ET). Reply STOP to opt out.";
@@ -174,6 +175,8 @@ conf_check_conninfo(const char *value, char *err, size_t errlen)
  */
 static const struct conf_key conf_keys[] = {
 	K_CONNINFO("database.conninfo", db_conninfo, "host=/run/postgresql dbname=payremind", RESTART),
+	K_BOOL("database.listen", db_listen, 1, RESTART),
+	K_BOOL("database.prepared_statements", db_prepared, 1, RESTART),
 	K_SENDER("sender.short_code", short_code, "27022", RELOAD),
 	K_DIALECT("gateway.dialect", gateway.dialect, CONF_DIALECT_JSON, RELOAD),
 	K_STRING("gateway.url", gateway.url, "http://127.0.0.1:9090/sms", conf_check_url, RELOAD),
@@ -1100,10 +1103,12 @@ conf_check_all(struct loader *ld)
 	size_t i;
 
 	conf_check_pairs(ld);
-	for (i = 0; i < CONF_NKEYS; i++)
-		if (conf_keys[i].kind == CK_SECRET && !ld->bad[i])
-			conf_load_secret(ld, &conf_keys[i]);
-	conf_check_dialect(ld);
+	if (!(ld->flags & CONF_NO_SECRETS)) {
+		for (i = 0; i < CONF_NKEYS; i++)
+			if (conf_keys[i].kind == CK_SECRET && !ld->bad[i])
+				conf_load_secret(ld, &conf_keys[i]);
+		conf_check_dialect(ld);
+	}
 	if (conf_is_bad(ld, "token.base_url") || conf_is_bad(ld, "templates.max_segments"))
 		return;
 	if (!conf_is_bad(ld, "templates.fr"))
@@ -1136,8 +1141,14 @@ conf_parse(struct loader *ld)
 int
 conf_load(const char *path, struct conf **out, struct conf_errors *errs)
 {
+	return conf_load_flags(path, 0, out, errs);
+}
+
+int
+conf_load_flags(const char *path, int flags, struct conf **out, struct conf_errors *errs)
+{
 	unsigned char bad[CONF_NKEYS] = { 0 };
-	struct loader ld = { .path = path, .errs = errs, .bad = bad };
+	struct loader ld = { .path = path, .flags = flags, .errs = errs, .bad = bad };
 	int nerrs = errs->n;
 
 	*out = NULL;

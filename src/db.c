@@ -15,6 +15,7 @@
 struct db_query {
 	struct db_query *next;
 	const char *name;
+	const char *sql;
 	int nparams;
 	char *values[DB_MAX_PARAMS];
 	db_cb cb;
@@ -24,6 +25,7 @@ struct db_query {
 struct db {
 	struct loop *loop;
 	char *conninfo;
+	int prepared; /* named prepared statements, else the text of each every time */
 	PGconn *conn;
 	struct {
 		const char *name;
@@ -49,13 +51,14 @@ static void db_start_next(struct db *db);
 static void db_io(int fd, unsigned events, void *arg);
 
 struct db *
-db_new(struct loop *loop, const char *conninfo)
+db_new(struct loop *loop, const char *conninfo, int prepared)
 {
 	struct db *db = calloc(1, sizeof(*db));
 
 	if (db == NULL || (db->conninfo = strdup(conninfo)) == NULL)
 		fatal("db_new");
 	db->loop = loop;
+	db->prepared = prepared;
 	db->retry_ms = DB_RETRY_MIN_MS;
 	return db;
 }
@@ -132,7 +135,7 @@ db_connect(struct db *db, char *err, size_t errlen)
 			    PQresultErrorMessage(res));
 		PQclear(res);
 	}
-	for (i = 0; i < db->nstmts; i++) {
+	for (i = 0; db->prepared && i < db->nstmts; i++) {
 		res = PQprepare(db->conn, db->stmts[i].name, db->stmts[i].sql, 0, NULL);
 		if (!db_ok(res)) {
 			snprintf(err, errlen, "prepare %s: %s", db->stmts[i].name, PQresultErrorMessage(res));
@@ -226,8 +229,10 @@ db_start_next(struct db *db)
 
 	if (db->running || q == NULL || db->conn == NULL)
 		return;
-	if (!PQsendQueryPrepared(
-	        db->conn, q->name, q->nparams, (const char *const *)q->values, NULL, NULL, 0)) {
+	if (!(db->prepared ? PQsendQueryPrepared(
+	                         db->conn, q->name, q->nparams, (const char *const *)q->values, NULL, NULL, 0)
+	                   : PQsendQueryParams(db->conn, q->sql, q->nparams, NULL,
+	                         (const char *const *)q->values, NULL, NULL, 0))) {
 		db_broken(db);
 		return;
 	}
@@ -300,6 +305,17 @@ db_io(int fd, unsigned events, void *arg)
 		db_read(db);
 }
 
+static const char *
+db_sql(const struct db *db, const char *name)
+{
+	int i;
+
+	for (i = 0; i < db->nstmts; i++)
+		if (strcmp(db->stmts[i].name, name) == 0)
+			return db->stmts[i].sql;
+	fatalx("db: unknown statement %s", name);
+}
+
 int
 db_query(struct db *db, const char *name, int nparams, const char *const *values, db_cb cb, void *arg)
 {
@@ -311,6 +327,7 @@ db_query(struct db *db, const char *name, int nparams, const char *const *values
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		fatal("db_query");
 	q->name = name;
+	q->sql = db_sql(db, name);
 	q->nparams = nparams;
 	for (i = 0; i < nparams; i++)
 		if (values[i] != NULL && (q->values[i] = strdup(values[i])) == NULL)
@@ -354,7 +371,8 @@ db_exec(struct db *db, const char *name, int nparams, const char *const *values)
 		return NULL;
 	if (PQsetnonblocking(db->conn, 0) == -1)
 		return NULL;
-	res = PQexecPrepared(db->conn, name, nparams, values, NULL, NULL, 0);
+	res = db->prepared ? PQexecPrepared(db->conn, name, nparams, values, NULL, NULL, 0)
+	                   : PQexecParams(db->conn, db_sql(db, name), nparams, NULL, values, NULL, NULL, 0);
 	(void)PQsetnonblocking(db->conn, 1);
 	return res;
 }

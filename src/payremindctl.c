@@ -130,7 +130,7 @@ ctl_connect(struct ctl *ctl)
 	struct conf_errors errs = { 0 };
 	int i;
 
-	if (conf_load(ctl->conf_path, &ctl->conf, &errs) == -1) {
+	if (conf_load_flags(ctl->conf_path, CONF_NO_SECRETS, &ctl->conf, &errs) == -1) {
 		for (i = 0; i < errs.n; i++)
 			fprintf(stderr, "%s\n", errs.msgs[i]);
 		conf_errors_free(&errs);
@@ -1277,7 +1277,7 @@ main(int argc, char **argv)
 	int ch, rc;
 
 	log_init("payremindctl", 0);
-	ctl.conf_path = env != NULL && *env ? env : PAYREMIND_SYSCONFDIR "/payremind/payremind.conf";
+	ctl.conf_path = env != NULL && *env ? env : "/etc/payremind/payremind.conf";
 	while ((ch = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':

@@ -52,7 +52,7 @@ default_conf_path(void)
 {
 	const char *env = getenv("PAYREMIND_CONFIG");
 
-	return env != NULL && *env ? env : PAYREMIND_SYSCONFDIR "/payremind/payremind.conf";
+	return env != NULL && *env ? env : "/etc/payremind/payremind.conf";
 }
 
 /* Load the configuration or print every error. Exit 78 on errors; with check, exit 0 when good. */
@@ -207,7 +207,7 @@ watchdog_tick(void *arg)
 	struct daemon *d = arg;
 
 	notify_watchdog();
-	loop_timer_set(d->watchdog, notify_watchdog_usec() / 2000);
+	loop_timer_set(d->watchdog, notify_watchdog_usec() / 2000 > 0 ? notify_watchdog_usec() / 2000 : 1);
 }
 
 /* Shut-down ends when nothing is in flight or unrecorded; then the instance row is marked stopped. */
@@ -370,9 +370,9 @@ start(struct daemon *d)
 		fatal("event loop");
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("curl_global_init failed");
-	d->db = db_new(d->loop, d->conf->db_conninfo);
+	d->db = db_new(d->loop, d->conf->db_conninfo, d->conf->db_prepared);
 	store_register(d->db);
-	if (!d->once)
+	if (!d->once && d->conf->db_listen)
 		db_listen(d->db, "payremind_batch", on_notify, d);
 	if (db_connect(d->db, err, sizeof(err)) == -1) {
 		log_warnx("database unavailable: %s; check database.conninfo in %s", err, d->conf_path);

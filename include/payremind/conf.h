@@ -11,6 +11,8 @@ struct conf {
 	char *file; /* path as given on the command line */
 
 	char *db_conninfo;  /* database.conninfo */
+	int db_listen;      /* database.listen: LISTEN for batch requests (off behind PgBouncer) */
+	int db_prepared;    /* database.prepared_statements (off behind PgBouncer < 1.21) */
 	char short_code[8]; /* sender.short_code: "27022" or "270282" */
 
 	struct {
@@ -69,6 +71,11 @@ struct conf_errors {
 
 /* Load and validate path into a newly allocated conf. 0, or -1 with every error in errs (*out NULL). */
 int conf_load(const char *path, struct conf **out, struct conf_errors *errs)
+    __attribute__((warn_unused_result));
+#define CONF_NO_SECRETS 1 /* conf_load_flags: leave the secret files alone (operators' tools need none) */
+
+/* conf_load with flags (CONF_NO_SECRETS). */
+int conf_load_flags(const char *path, int flags, struct conf **out, struct conf_errors *errs)
     __attribute__((warn_unused_result));
 /* Free a conf from conf_load (NULL is fine). */
 void conf_free(struct conf *conf);

@@ -14,8 +14,9 @@ struct db;
  * result belongs to db and is cleared after the callback returns. */
 typedef void (*db_cb)(PGresult *res, void *arg);
 
-/* A connection object for conninfo on loop (not connected yet). */
-struct db *db_new(struct loop *loop, const char *conninfo);
+/* A connection object for conninfo on loop (not connected yet). prepared: use named prepared statements
+ * (else send each statement's text every time: PgBouncer in transaction mode before 1.21). */
+struct db *db_new(struct loop *loop, const char *conninfo, int prepared);
 /* Register a statement, prepared on every (re)connect. Before db_connect only. */
 void db_statement(struct db *db, const char *name, const char *sql);
 /* Called with the channel of each NOTIFY received (LISTEN with db_listen). */

@@ -145,8 +145,10 @@ def libconfig_value(v):
 
 
 def write_conf(tmp, db, gateway_url, extra="", name="payremind.conf", regions=OPEN_REGIONS, gateway=None,
-               schedule=None, short_code="27022"):
-    """A config for the test: gateway and schedule take {key: value} overrides."""
+               schedule=None, short_code="27022", database=None):
+    """A config for the test: gateway, schedule and database take {key: value} overrides."""
+    dbase = dict(conninfo=db.conninfo)
+    dbase.update(database or {})
     gw = dict(dialect="json", url=gateway_url, timeout_ms=2000, connect_timeout_ms=1000, rate_per_second=0.0,
               max_in_flight=16, backoff_base_ms=1000, backoff_cap_ms=5000)
     gw.update(gateway or {})
@@ -155,7 +157,7 @@ def write_conf(tmp, db, gateway_url, extra="", name="payremind.conf", regions=OP
     group = lambda d: " ".join(f"{k} = {libconfig_value(v)};" for k, v in d.items())  # noqa: E731
     path = os.path.join(tmp, name)
     with open(path, "w") as f:
-        f.write(f"""database = {{ conninfo = "{db.conninfo}"; }};
+        f.write(f"""database = {{ {group(dbase)} }};
 sender = {{ short_code = "{short_code}"; }};
 gateway = {{ {group(gw)} }};
 token = {{ base_url = "https://pay.aro.ca/p/"; }};

@@ -65,6 +65,21 @@ def test_daemon_polls_registers_and_stops_cleanly(ctx):
     assert db.states() == {"sent": 10}
 
 
+def test_behind_pgbouncer_settings_poll_without_listen_or_prepared_statements(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    conf = write_conf(ctx.tmp, db, gw.url, schedule={"poll_interval_s": 3600},
+                      database={"listen": False, "prepared_statements": False})
+    p = ctx.spawn(daemon_cmd(conf))
+    wait_until(lambda: db.one("SELECT count(*) FROM payremind.instances") == 1, what="daemon up")
+    db.add_due("U-1", "+15147770100")
+    db.one("INSERT INTO payremind.batch_requests DEFAULT VALUES RETURNING id")
+    wait_until(lambda: db.one("SELECT count(*) FROM payremind.batch_requests WHERE finished_at IS NOT NULL") == 1,
+               what="request answered by polling")
+    assert len(gw.accepted()) == 1
+    assert stop(p) == 0
+
+
 def test_batch_request_is_picked_and_answered(ctx):
     gw = ctx.sandbox()
     db = ctx.db

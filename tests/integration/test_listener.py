@@ -520,6 +520,30 @@ def test_healthz_and_metrics_report_queue_depth_opt_outs_and_counters(ctx):
     assert m['payremind_webhook_responses_total{code="200"}'] >= 2
 
 
+def test_listener_reconnects_and_answers_503_while_the_database_is_away(ctx):
+    db = ctx.db
+    ln = listener(ctx)
+    kill = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'payremindd-listener'"
+    assert db.one(kill) is True
+    assert ln.request("GET", "/healthz")[0] == 200, "a broken connection is replaced at once"
+    admin = db.connect("postgres")
+    admin.autocommit = True
+    allow = lambda yes: admin.cursor().execute(f'ALTER DATABASE "{db.name}" ALLOW_CONNECTIONS {yes}')  # noqa: E731
+    allow("false")
+    try:
+        db.one(kill)
+        assert ln.request("GET", "/healthz")[:3:2] == (503, "database unavailable\n")
+        msg = {"from": A, "to": "27022", "text": "STOP", "id": "while-away"}
+        assert ln.json("/v1/inbound/json", msg)[0] == 503
+        assert ln.metrics()["payremind_database_up"] == 0
+    finally:
+        allow("true")
+        admin.close()
+    harness.wait_until(lambda: ln.request("GET", "/healthz")[0] == 200, what="/healthz back to 200")
+    assert ln.json("/v1/inbound/json", msg)[0] == 200
+    assert db.one("SELECT count(*) FROM payremind.opt_outs") == 1
+
+
 def test_reload_swaps_the_webhook_key(ctx):
     ln = listener(ctx)
     msg = {"from": A, "to": "27022", "text": "hello", "id": inbound()}
