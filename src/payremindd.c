@@ -159,14 +159,20 @@ requests_tick(void *arg)
 	struct daemon *d = arg;
 
 	pick_requests(d);
+	if (!d->stopping)
+		sched_replies(d->sched); /* the polling side of NOTIFY payremind_replies */
 	loop_timer_set(d->requests, REQUEST_POLL_MS);
 }
 
 static void
 on_notify(const char *channel, void *arg)
 {
-	(void)channel;
-	pick_requests(arg);
+	struct daemon *d = arg;
+
+	if (strcmp(channel, "payremind_replies") == 0)
+		sched_replies(d->sched);
+	else
+		pick_requests(d);
 }
 
 static void
@@ -372,8 +378,10 @@ start(struct daemon *d)
 		fatalx("curl_global_init failed");
 	d->db = db_new(d->loop, d->conf->db_conninfo, d->conf->db_prepared);
 	store_register(d->db);
-	if (!d->once && d->conf->db_listen)
+	if (!d->once && d->conf->db_listen) {
 		db_listen(d->db, "payremind_batch", on_notify, d);
+		db_listen(d->db, "payremind_replies", on_notify, d);
+	}
 	if (db_connect(d->db, err, sizeof(err)) == -1) {
 		log_warnx("database unavailable: %s; check database.conninfo in %s", err, d->conf_path);
 		exit(EX_UNAVAILABLE);

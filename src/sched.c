@@ -29,6 +29,7 @@
 #define SCHED_BREAKER_MAX_MS 60000
 #define SCHED_FLUSH_MS 20 /* outcomes wait at most this long to be recorded */
 #define SCHED_MSISDN_BUCKETS 4096
+#define SCHED_REPLY_BATCH 100
 #define SCHED_TEXT_MAX 2048
 
 /* Numbers with a reminder decided but not yet recorded: the database cannot see those contacts yet. */
@@ -56,7 +57,9 @@ struct sched {
 	sched_done_cb done_cb;
 	void *done_arg;
 
-	int active;    /* a batch is running */
+	int active;         /* a batch is running */
+	int replies_wanted; /* keyword replies may be waiting in payremind.replies */
+	int claiming_replies;
 	int exhausted; /* the last claim found fewer rows than asked */
 	int claiming;
 	int stopping;
@@ -77,6 +80,7 @@ struct sched {
 	struct sched_pending *pending[SCHED_MSISDN_BUCKETS];
 
 	struct sched_stats batch, total;
+	struct sched_stats replies; /* keyword replies, since start */
 };
 
 static void sched_kick(struct sched *s);
@@ -157,13 +161,21 @@ sched_call_new(struct sched *s, int cap)
 }
 
 static void
+sched_job_free(struct job *j)
+{
+	if (j != NULL)
+		free(j->reply_text);
+	free(j);
+}
+
+static void
 sched_call_free(struct sched_call *c, int free_jobs)
 {
 	int i;
 
 	if (free_jobs)
 		for (i = 0; i < c->n; i++)
-			free(c->jobs[i]);
+			sched_job_free(c->jobs[i]);
 	free(c->jobs);
 	free(c);
 }
@@ -354,6 +366,17 @@ sched_ready_push(struct sched *s, struct job *j)
 	s->nready++;
 }
 
+/* Keyword replies go first: a STOP confirmation must not wait behind a batch of reminders. */
+static void
+sched_ready_push_front(struct sched *s, struct job *j)
+{
+	j->next = s->ready_head;
+	s->ready_head = j;
+	if (s->ready_tail == NULL)
+		s->ready_tail = j;
+	s->nready++;
+}
+
 static struct job *
 sched_ready_pop(struct sched *s)
 {
@@ -515,17 +538,21 @@ sched_render(const struct sched *s, const struct job *j, char *out, size_t outle
 static void
 sched_log_attempt(const struct job *j)
 {
-	char masked[32], next[32] = "-";
+	char masked[32], next[32] = "-", what[96];
 	time_t t = (time_t)j->next_attempt_at;
 	struct tm tm;
 
 	if (j->next_attempt_at > 0 && gmtime_r(&t, &tm) != NULL)
 		strftime(next, sizeof(next), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	log_info(
-	    "reminder=%s due=%lld step=%d to=%s code=%s result=%s state=%s http=%ld attempt=%d next=%s%s%s",
-	    j->rem_id, (long long)j->due_id, j->step, log_mask_msisdn(j->msisdn, masked, sizeof(masked)),
-	    j->short_code, gw_outcome_to_text(j->result.outcome), j->state, j->result.http_status,
-	    j->attempts, next, j->result.error[0] ? " error=" : "", j->result.error);
+	if (j->kind == JOB_REPLY)
+		snprintf(what, sizeof(what), "reply=%s", j->rem_id);
+	else
+		snprintf(what, sizeof(what), "reminder=%s due=%lld step=%d", j->rem_id, (long long)j->due_id,
+		    j->step);
+	log_info("%s to=%s code=%s result=%s state=%s http=%ld attempt=%d next=%s%s%s", what,
+	    log_mask_msisdn(j->msisdn, masked, sizeof(masked)), j->short_code,
+	    gw_outcome_to_text(j->result.outcome), j->state, j->result.http_status,
+	    j->attempts + j->attempts_delta, next, j->result.error[0] ? " error=" : "", j->result.error);
 }
 
 /* Turn the classified result into the reminder's next state and the due row's next look. */
@@ -537,11 +564,15 @@ sched_outcome(struct sched *s, struct job *j)
 	struct gw_result *r = &j->result;
 	int retry = r->outcome == GW_TEMPFAIL || (r->outcome == GW_AMBIGUOUS && s->dialect->idempotent);
 
-	j->due_next_step = j->step + 1;
-	j->due_next_at = sched_next_step_at(s, j);
+	struct sched_stats *st = j->kind == JOB_REMINDER ? &s->batch : &s->replies;
+
+	if (j->kind == JOB_REMINDER) {
+		j->due_next_step = j->step + 1;
+		j->due_next_at = sched_next_step_at(s, j);
+	}
 	if (r->outcome == GW_OK) {
 		j->state = "sent";
-		s->batch.sent++;
+		st->sent++;
 	} else if (r->outcome == GW_CONFIG) {
 		sched_unsend(s, j, now + SCHED_CONFIG_PAUSE_MS / 1000);
 		breaker_hold(&s->breaker, SCHED_CONFIG_PAUSE_MS, loop_now_ms());
@@ -558,16 +589,16 @@ sched_outcome(struct sched *s, struct job *j)
 		        1000.0;
 		j->due_next_at = j->next_attempt_at;
 		j->due_next_step = j->step;
-		s->batch.retried++;
+		st->retried++;
 	} else if (retry) {
 		j->state = "failed";
-		s->batch.failed++;
+		st->failed++;
 	} else if (r->outcome == GW_AMBIGUOUS) {
 		j->state = "unknown";
-		s->batch.unknown++;
+		st->unknown++;
 	} else {
 		j->state = "failed";
-		s->batch.failed++;
+		st->failed++;
 	}
 	if (r->opt_out && store_opt_out(s->db, j->msisdn, "gateway", NULL, NULL) == -1)
 		log_warnx("opt-out from the gateway not recorded: database unavailable");
@@ -620,9 +651,11 @@ sched_send(struct sched *s, struct job *j)
 	struct gw_message m = { j->rem_id, j->short_code, j->msisdn, text };
 	struct gw_request req = { 0 };
 
-	if (sched_render(s, j, text, sizeof(text), err, sizeof(err)) == -1 ||
+	if (j->kind == JOB_REPLY)
+		m.text = j->reply_text;
+	if ((j->kind == JOB_REMINDER && sched_render(s, j, text, sizeof(text), err, sizeof(err)) == -1) ||
 	    gw_build(s->dialect, s->conf, &m, &req, err, sizeof(err)) == -1) {
-		log_warnx("reminder=%s: not sent: %s", j->rem_id, err);
+		log_warnx("%s=%s: not sent: %s", j->kind == JOB_REPLY ? "reply" : "reminder", j->rem_id, err);
 		breaker_cancel(&s->breaker);
 		memset(&j->result, 0, sizeof(j->result));
 		j->result.outcome = GW_PERMFAIL;
@@ -697,7 +730,8 @@ sched_record_cb(PGresult *res, void *arg)
 	if (!db_ok(res))
 		log_warnx("record: %s: %d outcomes not recorded (their leases expire and they are rescued)",
 		    db_error(res, err, sizeof(err)), c->n);
-	else if ((fenced = c->n - strtol(PQgetvalue(res, 0, 0), NULL, 10)) > 0)
+	else if ((fenced = c->n -
+	                 strtol(PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : PQcmdTuples(res), NULL, 10)) > 0)
 		log_warnx("record: %ld of %d outcomes refused: their lease had passed to another daemon",
 		    fenced, c->n);
 	s->ncalls--;
@@ -705,22 +739,27 @@ sched_record_cb(PGresult *res, void *arg)
 	sched_kick(s);
 }
 
+/* One record statement per kind of job: reminders (with their due rows) and keyword replies. */
 static void
-sched_flush(struct sched *s)
+sched_flush_kind(struct sched *s, enum job_kind kind)
 {
-	struct sched_call *c;
-	int i;
+	struct sched_call *c = sched_call_new(s, s->ndone);
+	int i, rc;
 
-	if (s->ndone == 0)
-		return;
-	c = sched_call_new(s, s->ndone);
 	for (i = 0; i < s->ndone; i++) {
-		sched_pending_del(s, s->done[i]->msisdn);
+		if (s->done[i]->kind != kind)
+			continue;
+		if (kind == JOB_REMINDER)
+			sched_pending_del(s, s->done[i]->msisdn);
 		c->jobs[c->n++] = s->done[i];
 	}
-	s->ndone = 0;
-	loop_timer_set(s->flush, -1);
-	if (store_record(s->db, s->owner, c->jobs, c->n, sched_record_cb, c) == -1) {
+	if (c->n == 0) {
+		sched_call_free(c, 0);
+		return;
+	}
+	rc = kind == JOB_REMINDER ? store_record(s->db, s->owner, c->jobs, c->n, sched_record_cb, c)
+	                          : store_reply_record(s->db, s->owner, c->jobs, c->n, sched_record_cb, c);
+	if (rc == -1) {
 		log_warnx("record: database unavailable: %d outcomes not recorded (rescued when their leases "
 		          "expire)",
 		    c->n);
@@ -728,6 +767,17 @@ sched_flush(struct sched *s)
 		return;
 	}
 	s->ncalls++;
+}
+
+static void
+sched_flush(struct sched *s)
+{
+	if (s->ndone == 0)
+		return;
+	sched_flush_kind(s, JOB_REMINDER);
+	sched_flush_kind(s, JOB_REPLY);
+	s->ndone = 0;
+	loop_timer_set(s->flush, -1);
 }
 
 static void
@@ -761,7 +811,7 @@ sched_claim(struct sched *s)
 static int
 sched_quiet(const struct sched *s)
 {
-	return !s->claiming && s->ncalls == 0 && s->nready == 0 && s->ndone == 0 &&
+	return !s->claiming && !s->claiming_replies && s->ncalls == 0 && s->nready == 0 && s->ndone == 0 &&
 	    http_in_flight(s->http) == 0;
 }
 
@@ -783,6 +833,55 @@ sched_end_batch(struct sched *s)
 		s->done_cb(b, s->done_arg);
 }
 
+static void
+sched_reply_claim_cb(PGresult *res, void *arg)
+{
+	struct sched *s = arg;
+	char err[256];
+	int i, n;
+
+	s->claiming_replies = 0;
+	if (!db_ok(res)) {
+		log_warnx("replies: %s", db_error(res, err, sizeof(err)));
+		sched_kick(s);
+		return;
+	}
+	n = PQntuples(res);
+	s->replies_wanted = n == SCHED_REPLY_BATCH; /* a full batch: more may wait */
+	for (i = n - 1; i >= 0; i--) {
+		struct job *j = calloc(1, sizeof(*j));
+
+		if (j == NULL || (j->reply_text = strdup(PQgetvalue(res, i, 3))) == NULL)
+			fatal("replies");
+		j->kind = JOB_REPLY;
+		snprintf(j->rem_id, sizeof(j->rem_id), "%s", PQgetvalue(res, i, 0));
+		snprintf(j->msisdn, sizeof(j->msisdn), "%s", PQgetvalue(res, i, 1));
+		snprintf(j->short_code, sizeof(j->short_code), "%s", PQgetvalue(res, i, 2));
+		j->attempts = atoi(PQgetvalue(res, i, 4));
+		if (s->stopping)
+			sched_unsend(s, j, sched_now());
+		else
+			sched_ready_push_front(s, j);
+	}
+	sched_kick(s);
+}
+
+static void
+sched_claim_replies(struct sched *s)
+{
+	s->replies_wanted = 0;
+	if (store_reply_claim(
+	        s->db, s->owner, SCHED_REPLY_BATCH, s->conf->schedule.lease_s, sched_reply_claim_cb, s) == 0)
+		s->claiming_replies = 1;
+}
+
+void
+sched_replies(struct sched *s)
+{
+	s->replies_wanted = 1;
+	sched_kick(s);
+}
+
 /* 1 while sending is held for long: claiming now would only hand the rows back. */
 static int
 sched_held(const struct sched *s)
@@ -800,6 +899,8 @@ sched_kick(struct sched *s)
 
 	if (s->active && !s->exhausted && sched_held(s))
 		s->exhausted = 1; /* nothing more this batch; the next one looks again */
+	if (s->replies_wanted && !s->claiming_replies && !s->stopping && !sched_held(s))
+		sched_claim_replies(s);
 	if (s->active && !s->exhausted && !s->claiming && !s->stopping && s->nready + s->npreparing < low)
 		sched_claim(s);
 	if (!s->stopping)
@@ -820,6 +921,7 @@ sched_batch(struct sched *s)
 	s->active = 1;
 	s->exhausted = 0;
 	s->horizon = sched_now();
+	s->replies_wanted = 1;
 	if (store_rescue(s->db, s->dialect->idempotent, sched_rescue_cb, s) == 0)
 		s->claiming = 1; /* the claim waits for the rescue */
 	sched_kick(s);
@@ -866,9 +968,9 @@ sched_free(struct sched *s)
 	if (s == NULL)
 		return;
 	while ((j = sched_ready_pop(s)) != NULL)
-		free(j);
+		sched_job_free(j);
 	for (i = 0; i < s->ndone; i++)
-		free(s->done[i]);
+		sched_job_free(s->done[i]);
 	for (i = 0; i < SCHED_MSISDN_BUCKETS; i++)
 		while ((p = s->pending[i]) != NULL) {
 			s->pending[i] = p->next;

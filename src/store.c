@@ -97,7 +97,16 @@ static const char store_sql_rescue[] =
     "         last_error = 'lease expired while sending: the daemon stopped', lease_owner = NULL,"
     "         lease_until = NULL, updated_at = now()"
     "    FROM l WHERE l.got AND r.state = 'sending' AND r.lease_until < now()"
-    "  RETURNING r.due_account_id, r.step, r.state)"
+    "  RETURNING r.due_account_id, r.step, r.state),"
+    " p AS ("
+    "  UPDATE payremind.replies p"
+    "     SET state = CASE WHEN $1::bool THEN 'queued' ELSE 'unknown' END,"
+    "         next_attempt_at = CASE WHEN $1::bool THEN now() END,"
+    "         sent_at = CASE WHEN $1::bool THEN p.sent_at ELSE now() END,"
+    "         last_error = 'lease expired while sending: the daemon stopped', lease_owner = NULL,"
+    "         lease_until = NULL, updated_at = now()"
+    "    FROM l WHERE l.got AND p.state = 'sending' AND p.lease_until < now()"
+    "  RETURNING 1)"
     " UPDATE payremind.due_accounts d"
     "    SET next_at = now(), lease_owner = NULL,"
     "        next_step = CASE WHEN r.state = 'unknown' THEN r.step + 1 ELSE r.step END"
@@ -138,6 +147,26 @@ static const char store_sql_batch_done[] =
     "                     'requests', (SELECT count(*) FROM r))"
     "  WHERE id = $1::uuid";
 
+/* Keyword replies (payremind.replies, filled by the listener): lease the queued ones that are due. */
+static const char store_sql_reply_claim[] =
+    "WITH c AS (SELECT id FROM payremind.replies WHERE state = 'queued' AND next_attempt_at <= now()"
+    "            ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+    " UPDATE payremind.replies r SET state = 'sending', attempts = r.attempts + 1, lease_owner = $1::uuid,"
+    "        lease_until = now() + make_interval(secs => $3::int), updated_at = now()"
+    "   FROM c WHERE r.id = c.id"
+    " RETURNING r.id, r.msisdn, r.short_code, r.text, r.attempts";
+
+static const char store_sql_reply_record[] =
+    "UPDATE payremind.replies r"
+    "   SET state = u.state, attempts = r.attempts + u.delta, next_attempt_at = "
+    "to_timestamp(u.next_attempt_at),"
+    "       gateway_message_id = coalesce(u.gw_id, r.gateway_message_id), last_error = u.err,"
+    "       sent_at = CASE WHEN u.state IN ('sent', 'unknown') THEN now() ELSE r.sent_at END,"
+    "       lease_owner = NULL, lease_until = NULL, updated_at = now()"
+    "  FROM unnest($2::uuid[], $3::int[], $4::text[], $5::float8[], $6::text[], $7::text[], $8::int[])"
+    "       AS u(id, attempts, state, next_attempt_at, gw_id, err, delta)"
+    " WHERE r.id = u.id AND r.attempts = u.attempts AND r.lease_owner = $1::uuid AND r.state = 'sending'";
+
 static const char store_sql_opt_out[] =
     "INSERT INTO payremind.opt_outs (msisdn, source) VALUES ($1, $2) ON CONFLICT (msisdn) DO NOTHING";
 
@@ -154,6 +183,8 @@ store_register(struct db *db)
 	db_statement(db, "instance_stop", store_sql_instance_stop);
 	db_statement(db, "batch_pick", store_sql_batch_pick);
 	db_statement(db, "batch_done", store_sql_batch_done);
+	db_statement(db, "reply_claim", store_sql_reply_claim);
+	db_statement(db, "reply_record", store_sql_reply_record);
 }
 
 /* A PostgreSQL array literal, built element by element. */
@@ -440,5 +471,43 @@ store_batch_done(
 	}
 	rc = db_query(db, "batch_done", 8, v, cb, arg);
 	free(a.buf);
+	return rc;
+}
+
+int
+store_reply_claim(struct db *db, const char *owner, int limit, int lease_s, db_cb cb, void *arg)
+{
+	char lim[16], lease[16];
+	const char *v[3] = { owner, lim, lease };
+
+	snprintf(lim, sizeof(lim), "%d", limit);
+	snprintf(lease, sizeof(lease), "%d", lease_s);
+	return db_query(db, "reply_claim", 3, v, cb, arg);
+}
+
+int
+store_reply_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
+{
+	struct pgarr a[7] = { { 0 } };
+	const char *v[8];
+	int i, rc;
+
+	for (i = 0; i < n; i++) {
+		const struct job *j = jobs[i];
+
+		pgarr_text(&a[0], j->rem_id);
+		pgarr_int(&a[1], j->attempts);
+		pgarr_text(&a[2], j->state);
+		pgarr_time(&a[3], j->next_attempt_at);
+		pgarr_text(&a[4], j->result.message_id[0] ? j->result.message_id : NULL);
+		pgarr_text(&a[5], j->result.error[0] ? j->result.error : NULL);
+		pgarr_int(&a[6], j->attempts_delta);
+	}
+	v[0] = owner;
+	for (i = 0; i < 7; i++)
+		v[i + 1] = pgarr_end(&a[i]);
+	rc = db_query(db, "reply_record", 8, v, cb, arg);
+	for (i = 0; i < 7; i++)
+		free(a[i].buf);
 	return rc;
 }

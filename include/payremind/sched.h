@@ -29,6 +29,8 @@ void sched_set_conf(struct sched *s, const struct conf *conf);
 void sched_set_share(struct sched *s, int live);
 /* Start a batch of everything due now, unless one is running. 1 when started. */
 int sched_batch(struct sched *s);
+/* Keyword replies are waiting (NOTIFY payremind_replies): send them ahead of reminders. */
+void sched_replies(struct sched *s);
 /* Stop claiming; give back what was claimed and not sent; let in-flight requests finish. */
 void sched_stop(struct sched *s);
 /* 1 while a batch runs or anything is in flight or unrecorded. */

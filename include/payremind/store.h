@@ -10,9 +10,13 @@
 #include "payremind/policy.h"
 #include "payremind/token.h"
 
-/* One claimed due row on its way to becoming one SMS. */
+enum job_kind { JOB_REMINDER, JOB_REPLY };
+
+/* One claimed due row on its way to becoming one SMS, or one keyword reply. */
 struct job {
 	struct job *next;
+	enum job_kind kind;
+	char *reply_text; /* JOB_REPLY: the text to send (a reply has no template or token) */
 	/* the due row, as claimed */
 	int64_t due_id;
 	int step;
@@ -82,5 +86,13 @@ int store_batch_pick(struct db *db, const char *owner, db_cb cb, void *arg)
  * and record them as this daemon's last batch. */
 int store_batch_done(struct db *db, const char *owner, const int64_t *ids, int n, const long figures[6],
     db_cb cb, void *arg) __attribute__((warn_unused_result));
+
+/* Lease up to limit queued keyword replies that are due; result rows: id, msisdn, short_code, text,
+ * attempts. */
+int store_reply_claim(struct db *db, const char *owner, int limit, int lease_s, db_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+/* Record replies' outcomes (fenced on id + attempts + owner + state sending). */
+int store_reply_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 
 #endif

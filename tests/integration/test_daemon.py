@@ -80,6 +80,27 @@ def test_behind_pgbouncer_settings_poll_without_listen_or_prepared_statements(ct
     assert stop(p) == 0
 
 
+def test_keyword_replies_go_out_from_their_short_code(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    conf = write_conf(ctx.tmp, db, gw.url, schedule={"poll_interval_s": 3600})
+    p = ctx.spawn(daemon_cmd(conf))
+    wait_until(lambda: db.one("SELECT count(*) FROM payremind.instances") == 1, what="daemon up")
+    db.q("INSERT INTO payremind.replies (msisdn, short_code, kind, language, text) VALUES "
+         "('+15145551111', '270282', 'opt_out', 'fr', 'ARO: vous ne recevrez plus de SMS. Aide 1-877-322-1414'),"
+         "('+15145552222', '27022', 'help', 'en', 'ARO Collections. Help: 1-877-322-1414. Reply STOP to opt out.')")
+    db.q("NOTIFY payremind_replies")
+    wait_until(lambda: len(gw.accepted()) == 2, what="2 replies")
+    got = {r["to"]: r for r in gw.accepted()}
+    assert got["+15145551111"]["from"] == "270282" and got["+15145552222"]["from"] == "27022"
+    assert got["+15145551111"]["text"].startswith("ARO: vous ne recevrez plus")
+    wait_until(lambda: db.one("SELECT count(*) FROM payremind.replies WHERE state = 'sent'") == 2,
+               what="replies recorded")
+    assert db.one("SELECT count(*) FROM payremind.replies WHERE gateway_message_id LIKE 'sbx-%%'") == 2
+    assert "ARO: vous" not in log_of(p)  # texts never logged
+    assert stop(p) == 0
+
+
 def test_batch_request_is_picked_and_answered(ctx):
     gw = ctx.sandbox()
     db = ctx.db
