@@ -12,6 +12,7 @@
 
 #include "payremind/conf.h"
 #include "payremind/db.h"
+#include "payremind/listener.h"
 #include "payremind/log.h"
 #include "payremind/loop.h"
 #include "payremind/notify.h"
@@ -29,6 +30,7 @@ struct daemon {
 	struct loop *loop;
 	struct db *db;
 	struct sched *sched;
+	struct listener *listener; /* NULL with --once */
 	struct loop_timer *poll, *heartbeat, *requests, *watchdog, *stop_check, *stop_deadline;
 	char owner[40];
 	char hostname[256];
@@ -281,6 +283,7 @@ on_reload(int signo, void *arg)
 		if (conf_restart_changes(d->conf, conf, keys, sizeof(keys)) > 0)
 			log_notice("reload: %s changed; that takes a restart to apply", keys);
 		sched_set_conf(d->sched, conf);
+		listener_set_conf(d->listener, conf);
 		conf_free(d->conf);
 		d->conf = conf;
 		log_info("reload: configuration from %s in use", d->conf_path);
@@ -387,6 +390,10 @@ start(struct daemon *d)
 		exit(EX_UNAVAILABLE);
 	}
 	d->sched = sched_new(d->loop, d->db, d->conf, d->owner, batch_done, d);
+	if (!d->once && (d->listener = listener_start(d->conf, err, sizeof(err))) == NULL) {
+		log_warnx("listener: %s", err);
+		exit(EX_UNAVAILABLE);
+	}
 	if (loop_signal(d->loop, SIGTERM, on_stop, d) == -1 ||
 	    loop_signal(d->loop, SIGINT, on_stop, d) == -1 ||
 	    loop_signal(d->loop, SIGHUP, on_reload, d) == -1)
@@ -407,6 +414,7 @@ finish(struct daemon *d)
 	log_info("stopped: sent=%ld failed=%ld retried=%ld unknown=%ld; %ld database round trips",
 	    sched_totals(d->sched)->sent, sched_totals(d->sched)->failed, sched_totals(d->sched)->retried,
 	    sched_totals(d->sched)->unknown, db_round_trips(d->db));
+	listener_stop(d->listener);
 	sched_free(d->sched);
 	db_free(d->db);
 	loop_free(d->loop);

@@ -12,6 +12,7 @@
 #include "payremind/gsm.h"
 #include "payremind/http.h"
 #include "payremind/log.h"
+#include "payremind/metrics.h"
 #include "payremind/ratelimit.h"
 #include "payremind/sched.h"
 #include "payremind/store.h"
@@ -638,6 +639,9 @@ sched_http_cb(const struct http_result *res, void *arg)
 	if (j->result.retry_after_ms == 0 && res->retry_after != NULL)
 		j->result.retry_after_ms = gw_parse_retry_after(res->retry_after, (int64_t)sched_now());
 	sched_breaker_report(s, &j->result);
+	metrics_count_send(j->result.outcome);
+	if (res->curl_code == CURLE_OK)
+		metrics_observe_latency(res->seconds);
 	sched_outcome(s, j);
 	sched_log_attempt(j);
 	sched_kick(s);
