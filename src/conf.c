@@ -26,6 +26,7 @@
 #define CONF_RENDER_MAX 16384           /* 10 segments of 4-byte characters, with room to spare */
 #define CONF_PATH_MAX 128               /* "regions.QC.windows[7].start" and the like */
 #define CONF_NOTICE_DAYS_MAX 60         /* regions.*.notice_days: 0 .. this */
+#define CONF_URL_MAX 256                /* a link in an SMS, a callback URL: longer is a mistake */
 #define CONF_CAP_MAX POLICY_MAX_HISTORY /* regions.*.max_per_7_days: 0 .. this (the history a claim reads) */
 
 /* How a key's value is read, stored and printed. */
@@ -90,6 +91,10 @@ conf_check_url(const char *value, char *err, size_t errlen)
 
 	if (n == 0 || value[n] == '\0') {
 		snprintf(err, errlen, "\"%s\" must start with http:// or https:// and name a host", value);
+		return -1;
+	}
+	if (strlen(value) > CONF_URL_MAX) {
+		snprintf(err, errlen, "is %zu characters long; at most %d", strlen(value), CONF_URL_MAX);
 		return -1;
 	}
 	return 0;
@@ -1057,6 +1062,31 @@ conf_check_pairs(struct loader *ld)
 		    c->schedule.lease_s, c->gateway.timeout_ms);
 }
 
+int
+conf_template_longest(const struct conf *c, const char *lang, struct gsm_info *info, char *err, size_t errlen)
+{
+	const char *tmpl = strcmp(lang, "fr") == 0 ? c->templates.fr : c->templates.en;
+	char *buf, *text;
+	int rc = 0;
+
+	if ((buf = malloc(CONF_RENDER_MAX)) == NULL)
+		fatal("malloc");
+	if (template_render_longest(tmpl, lang, c->token.base_url, buf, CONF_RENDER_MAX, err, errlen) == -1) {
+		free(buf);
+		return -1;
+	}
+	if ((text = c->templates.transliterate ? gsm_transliterate(buf) : buf) == NULL)
+		fatal("gsm_transliterate");
+	if (gsm_analyze(text, info) == -1) {
+		snprintf(err, errlen, "is not valid UTF-8");
+		rc = -1;
+	}
+	if (text != buf)
+		free(text);
+	free(buf);
+	return rc;
+}
+
 /*
  * A template must pass template_check and, rendered with the longest values any row can produce (and
  * transliterated when the daemon will do so), fit in templates.max_segments.
@@ -1066,34 +1096,17 @@ conf_check_template(struct loader *ld, const char *path, const char *lang, const
 {
 	const struct conf *c = ld->conf;
 	const config_setting_t *s = conf_setting(ld, path);
-	char *buf, *text, err[512];
 	struct gsm_info info;
+	char err[512];
 
-	if (template_check(tmpl, lang, err, sizeof(err)) == -1) {
+	if (template_check(tmpl, lang, err, sizeof(err)) == -1 ||
+	    conf_template_longest(c, lang, &info, err, sizeof(err)) == -1)
 		conf_errorf(ld, s, "%s: %s", path, err);
-		return;
-	}
-	if ((buf = malloc(CONF_RENDER_MAX)) == NULL)
-		fatal("malloc");
-	if (template_render_longest(tmpl, lang, c->token.base_url, buf, CONF_RENDER_MAX, err, sizeof(err)) ==
-	    -1) {
-		conf_errorf(ld, s, "%s: %s", path, err);
-		free(buf);
-		return;
-	}
-	text = c->templates.transliterate ? gsm_transliterate(buf) : buf;
-	if (text == NULL)
-		fatal("gsm_transliterate");
-	if (gsm_analyze(text, &info) == -1)
-		conf_errorf(ld, s, "%s: is not valid UTF-8", path);
 	else if (info.segments > c->templates.max_segments)
 		conf_errorf(ld, s,
 		    "%s: renders to %d segments (%s, %zu units) at its longest; templates.max_segments is %d",
 		    path, info.segments, info.coding == GSM_CODING_GSM7 ? "GSM-7" : "UCS-2", info.units,
 		    c->templates.max_segments);
-	if (text != buf)
-		free(text);
-	free(buf);
 }
 
 /* Everything that needs more than one key or reads outside the file, once every key has its value. */

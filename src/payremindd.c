@@ -16,12 +16,14 @@
 #include "payremind/log.h"
 #include "payremind/loop.h"
 #include "payremind/notify.h"
+#include "payremind/retention.h"
 #include "payremind/sched.h"
 #include "payremind/store.h"
 
 #define STOP_GRACE_MS 2000   /* beyond the gateway timeout, for recording what came back */
 #define HEARTBEAT_MS 5000    /* instances.heartbeat_at; readers count a daemon live for 20 s */
 #define REQUEST_POLL_MS 1000 /* batch requests are polled too: LISTEN does not pass PgBouncer */
+#define RETENTION_MS 3600000 /* a retention pass at start-up, then hourly */
 #define MAX_REQUESTS 256
 
 struct daemon {
@@ -31,7 +33,8 @@ struct daemon {
 	struct db *db;
 	struct sched *sched;
 	struct listener *listener; /* NULL with --once */
-	struct loop_timer *poll, *heartbeat, *requests, *watchdog, *stop_check, *stop_deadline;
+	struct retention *retention;
+	struct loop_timer *retain, *poll, *heartbeat, *requests, *watchdog, *stop_check, *stop_deadline;
 	char owner[40];
 	char hostname[256];
 	int once;
@@ -57,6 +60,24 @@ default_conf_path(void)
 	return env != NULL && *env ? env : "/etc/payremind/payremind.conf";
 }
 
+/* The start-up check's report: each template's encoding and segments at its longest rendering. */
+static void
+log_templates(const struct conf *conf)
+{
+	static const char *const langs[] = { "fr", "en" };
+	struct gsm_info info;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < 2; i++)
+		if (conf_template_longest(conf, langs[i], &info, err, sizeof(err)) == 0)
+			log_info("templates.%s: %s, %d segment%s (%zu %s) at its longest%s", langs[i],
+			    info.coding == GSM_CODING_GSM7 ? "GSM-7" : "UCS-2", info.segments,
+			    info.segments == 1 ? "" : "s", info.units,
+			    info.coding == GSM_CODING_GSM7 ? "septets" : "UTF-16 units",
+			    conf->templates.transliterate ? ", transliterated" : "");
+}
+
 /* Load the configuration or print every error. Exit 78 on errors; with check, exit 0 when good. */
 static struct conf *
 load_conf(const char *path, int check)
@@ -71,6 +92,7 @@ load_conf(const char *path, int check)
 		conf_errors_free(&errs);
 		exit(EX_CONFIG);
 	}
+	log_templates(conf);
 	if (check) {
 		printf("configuration OK\n");
 		conf_free(conf);
@@ -210,6 +232,15 @@ heartbeat_tick(void *arg)
 }
 
 static void
+retention_tick(void *arg)
+{
+	struct daemon *d = arg;
+
+	retention_run(d->retention);
+	loop_timer_set(d->retain, RETENTION_MS);
+}
+
+static void
 watchdog_tick(void *arg)
 {
 	struct daemon *d = arg;
@@ -224,7 +255,7 @@ stop_check(void *arg)
 {
 	struct daemon *d = arg;
 
-	if (sched_busy(d->sched) || db_pending(d->db) > 0) {
+	if (sched_busy(d->sched) || retention_busy(d->retention) || db_pending(d->db) > 0) {
 		loop_timer_set(d->stop_check, 20);
 		return;
 	}
@@ -256,6 +287,8 @@ on_stop(int signo, void *arg)
 	log_info("signal %d: stopping; finishing %d requests in flight", signo, sched_in_flight(d->sched));
 	loop_timer_set(d->poll, -1);
 	loop_timer_set(d->requests, -1);
+	loop_timer_set(d->retain, -1);
+	retention_stop(d->retention);
 	sched_stop(d->sched);
 	loop_timer_set(d->stop_check, 0);
 	loop_timer_set(d->stop_deadline, d->conf->gateway.timeout_ms + STOP_GRACE_MS);
@@ -284,6 +317,7 @@ on_reload(int signo, void *arg)
 			log_notice("reload: %s changed; that takes a restart to apply", keys);
 		sched_set_conf(d->sched, conf);
 		listener_set_conf(d->listener, conf);
+		retention_set_conf(d->retention, conf);
 		conf_free(d->conf);
 		d->conf = conf;
 		log_info("reload: configuration from %s in use", d->conf_path);
@@ -339,9 +373,11 @@ start_timers(struct daemon *d)
 	d->heartbeat = loop_timer_new(d->loop, heartbeat_tick, d);
 	d->requests = loop_timer_new(d->loop, requests_tick, d);
 	d->watchdog = loop_timer_new(d->loop, watchdog_tick, d);
+	d->retain = loop_timer_new(d->loop, retention_tick, d);
 	d->stop_check = loop_timer_new(d->loop, stop_check, d);
 	d->stop_deadline = loop_timer_new(d->loop, stop_deadline, d);
 	loop_timer_set(d->heartbeat, 0);
+	loop_timer_set(d->retain, 0);
 	if (notify_watchdog_usec() > 0)
 		loop_timer_set(d->watchdog, 0);
 	if (!d->once)
@@ -390,6 +426,7 @@ start(struct daemon *d)
 		exit(EX_UNAVAILABLE);
 	}
 	d->sched = sched_new(d->loop, d->db, d->conf, d->owner, batch_done, d);
+	d->retention = retention_new(d->db, d->conf);
 	if (!d->once && (d->listener = listener_start(d->conf, err, sizeof(err))) == NULL) {
 		log_warnx("listener: %s", err);
 		exit(EX_UNAVAILABLE);
@@ -416,6 +453,7 @@ finish(struct daemon *d)
 	    sched_totals(d->sched)->unknown, db_round_trips(d->db));
 	listener_stop(d->listener);
 	sched_free(d->sched);
+	retention_free(d->retention);
 	db_free(d->db);
 	loop_free(d->loop);
 	curl_global_cleanup();

@@ -167,6 +167,33 @@ static const char store_sql_reply_record[] =
     "       AS u(id, attempts, state, next_attempt_at, gw_id, err, delta)"
     " WHERE r.id = u.id AND r.attempts = u.attempts AND r.lease_owner = $1::uuid AND r.state = 'sending'";
 
+/* Retention (Québec Law 25): personal data older than retention.days goes, $2 rows per statement so
+ * no statement holds locks for long; one daemon at a time (advisory lock). Each answers the row count. */
+#define STORE_PURGE(table, key, cond)                                                               \
+	"WITH x AS (SELECT " key " FROM payremind." table " t"                                      \
+	"            WHERE pg_try_advisory_xact_lock(7202202703) AND " cond " LIMIT $2),"           \
+	" d AS (DELETE FROM payremind." table " t USING x WHERE t." key " = x." key " RETURNING 1)" \
+	" SELECT count(*) FROM d"
+
+static const char *const store_sql_purge[] = {
+	/* texts phones sent us */
+	STORE_PURGE("inbound_messages", "id", "t.received_at < now() - make_interval(days => $1::int)"),
+	/* payment tokens redeemed or expired that long ago */
+	STORE_PURGE("payment_tokens", "token_hash",
+	    "coalesce(t.redeemed_at, t.expires_at) < now() - make_interval(days => $1::int)"),
+	/* reminders (with their tokens and delivery reports) of rows settled that long ago */
+	STORE_PURGE("reminders", "id",
+	    "t.due_account_id IN (SELECT id FROM payremind.due_accounts"
+	    "  WHERE settled_at < now() - make_interval(days => $1::int))"),
+	/* keyword replies and delivery reports */
+	STORE_PURGE("replies", "id",
+	    "t.created_at < now() - make_interval(days => $1::int) AND t.state NOT IN ('queued', 'sending')"),
+	STORE_PURGE("dlr_events", "id", "t.received_at < now() - make_interval(days => $1::int)"),
+};
+
+static const char *const store_purge_names[] = { "purge_inbound", "purge_tokens", "purge_reminders",
+	"purge_replies", "purge_dlrs" };
+
 static const char store_sql_opt_out[] =
     "INSERT INTO payremind.opt_outs (msisdn, source) VALUES ($1, $2) ON CONFLICT (msisdn) DO NOTHING";
 
@@ -184,6 +211,8 @@ store_register(struct db *db)
 	db_statement(db, "batch_pick", store_sql_batch_pick);
 	db_statement(db, "batch_done", store_sql_batch_done);
 	db_statement(db, "reply_claim", store_sql_reply_claim);
+	for (size_t i = 0; i < STORE_PURGE_STEPS; i++)
+		db_statement(db, store_purge_names[i], store_sql_purge[i]);
 	db_statement(db, "reply_record", store_sql_reply_record);
 }
 
@@ -510,4 +539,21 @@ store_reply_record(struct db *db, const char *owner, struct job *const *jobs, in
 	for (i = 0; i < 7; i++)
 		free(a[i].buf);
 	return rc;
+}
+
+int
+store_purge(struct db *db, int step, int days, int limit, db_cb cb, void *arg)
+{
+	char d[16], l[16];
+	const char *v[2] = { d, l };
+
+	snprintf(d, sizeof(d), "%d", days);
+	snprintf(l, sizeof(l), "%d", limit);
+	return db_query(db, store_purge_names[step], 2, v, cb, arg);
+}
+
+const char *
+store_purge_name(int step)
+{
+	return store_purge_names[step] + strlen("purge_");
 }

@@ -3,6 +3,7 @@
 #define PAYREMIND_CONF_H
 
 #include <stdio.h>
+#include "payremind/gsm.h"
 #include "payremind/policy.h"
 
 enum conf_dialect { CONF_DIALECT_JSON, CONF_DIALECT_KANNEL, CONF_DIALECT_TWILIO };
@@ -85,6 +86,10 @@ void conf_errors_free(struct conf_errors *errs);
 int conf_sender_allowed(const char *code);
 /* "json", "kannel" or "twilio". */
 const char *conf_dialect_to_text(enum conf_dialect dialect);
+/* Encoding and segments of the lang ("fr" or "en") template at its longest rendering (largest amount,
+ * full link, transliterated when templates.transliterate): what the start-up check reports. 0 or -1. */
+int conf_template_longest(const struct conf *conf, const char *lang, struct gsm_info *info, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 /* Print the effective configuration on one line per key, secrets redacted. */
 void conf_dump(const struct conf *conf, FILE *fp);
 /* How many keys that only a restart applies (database.conninfo, schedule.lease_s, listen.*) differ between

@@ -95,4 +95,12 @@ int store_reply_claim(struct db *db, const char *owner, int limit, int lease_s, 
 int store_reply_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
+#define STORE_PURGE_STEPS 5 /* inbound texts, tokens, reminders of settled rows, replies, DLRs */
+
+/* Delete up to limit rows of retention step `step` older than `days`; the result row holds the count. */
+int store_purge(struct db *db, int step, int days, int limit, db_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+/* "inbound", "tokens", "reminders", "replies", "dlrs". */
+const char *store_purge_name(int step);
+
 #endif

@@ -283,3 +283,11 @@ def set_listen(conf, **keys):
     with open(conf, "w") as f:
         f.write(text.replace("listen = { port = 0; };", new, 1))
     return conf
+
+
+def free_port():
+    """A TCP port free on loopback right now (for a daemon's listener)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
