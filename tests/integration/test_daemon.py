@@ -101,6 +101,43 @@ def test_keyword_replies_go_out_from_their_short_code(ctx):
     assert stop(p) == 0
 
 
+def test_sigterm_with_a_slow_gateway_exits_inside_the_deadline_leaving_nothing_sending(ctx):
+    gw = ctx.sandbox("--delay-ms", "1500")
+    db = ctx.db
+    for i in range(100):
+        db.add_due(f"X-{i}", f"+1514333{i:04d}")
+    conf = write_conf(ctx.tmp, db, gw.url, gateway={"timeout_ms": 3000, "max_in_flight": 8})
+    p = ctx.spawn(daemon_cmd(conf))
+    wait_until(lambda: db.one("SELECT count(*) FROM payremind.reminders WHERE state = 'sending'") >= 8,
+               what="requests in flight")
+    t0 = time.time()
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(30) == 0
+    # In-flight requests finish (1.5 s) well inside the deadline (timeout 3 s + 2 s).
+    assert time.time() - t0 < 3 + 2 + 1, time.time() - t0
+    states = db.states()
+    assert "sending" not in states, states
+    assert states.get("sent", 0) == len(gw.accepted()) and states.get("sent", 0) >= 8, states
+    assert db.one("SELECT count(*) FROM payremind.due_accounts WHERE lease_owner IS NOT NULL") == 0
+
+
+def test_second_signal_exits_at_once(ctx):
+    gw = ctx.sandbox("--delay-ms", "5000")
+    db = ctx.db
+    db.add_due("Y-1", "+15143330999")
+    conf = write_conf(ctx.tmp, db, gw.url, gateway={"timeout_ms": 8000}, schedule={"lease_s": 20})
+    p = ctx.spawn(daemon_cmd(conf))
+    wait_until(lambda: db.one("SELECT count(*) FROM payremind.reminders WHERE state = 'sending'") == 1,
+               what="request in flight")
+    p.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    t0 = time.time()
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(10) != 0
+    assert time.time() - t0 < 2
+    assert "exiting at once" in log_of(p)
+
+
 def test_batch_request_is_picked_and_answered(ctx):
     gw = ctx.sandbox()
     db = ctx.db
