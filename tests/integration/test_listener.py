@@ -20,6 +20,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
+import kannel  # noqa: E402
 from harness import write_conf  # noqa: E402
 
 KEY = "k3y-for-webhooks"
@@ -36,13 +37,16 @@ def free_port():
 
 
 class Listener:
-    """A payremindd in normal mode with its listener on a free port, and an HTTP client for it."""
+    """A payremindd in normal mode with its listener on a free port, and an HTTP client for it. Unless
+    told otherwise it sends through a sandbox gateway (self.gw), so keyword replies really go out."""
 
-    def __init__(self, ctx, key=KEY, twilio=False, gateway_url="http://127.0.0.1:9/sms", wait=10):
+    def __init__(self, ctx, key=KEY, twilio=False, gateway_url=None, wait=10, port=None, gateway=None):
         self.ctx = ctx
-        self.port = free_port()
+        self.gw = ctx.sandbox() if gateway_url is None and not twilio and not gateway else None
+        gateway_url = gateway_url or (self.gw.url if self.gw else "http://127.0.0.1:9/sms")
+        self.port = port or free_port()
         self.public_url = f"http://127.0.0.1:{self.port}"
-        gw = {}
+        gw = dict(gateway or {})
         if twilio:
             gw = dict(dialect="twilio", username=TWILIO_SID,
                       secret_file=harness.write_secret(ctx.tmp, "twilio-token", TWILIO_TOKEN))
@@ -148,14 +152,22 @@ def reminder(db, rid, *cols):
 
 
 def replies(db):
-    return db.q("SELECT msisdn, short_code, kind, language, text, state FROM payremind.replies ORDER BY created_at")
+    """The replies queued, oldest first (what the listener decided; the daemon sends them)."""
+    return db.q("SELECT msisdn, short_code, kind, language, text FROM payremind.replies ORDER BY created_at")
 
 
 def snapshot(db):
-    """Everything the listener may change, to prove a refused request changed nothing."""
-    return [db.q(f"SELECT * FROM payremind.{t} ORDER BY 1") for t in
-            ("inbound_messages", "replies", "opt_outs", "dlr_events")] + \
-        [db.q("SELECT id, state, last_error, dlr_status, link_token FROM payremind.reminders ORDER BY id")]
+    """Everything the listener may change, to prove a refused request changed nothing (the columns the
+    daemon's sending of replies changes are left out)."""
+    return [db.q(f"SELECT * FROM payremind.{t} ORDER BY 1") for t in ("inbound_messages", "opt_outs", "dlr_events")] + \
+        [db.q("SELECT id, msisdn, short_code, kind, text FROM payremind.replies ORDER BY id"),
+         db.q("SELECT id, state, last_error, dlr_status, link_token FROM payremind.reminders ORDER BY id")]
+
+
+def sent_replies(ln, n):
+    """The first n SMS the sandbox took, once it has them: (from, to, text)."""
+    harness.wait_until(lambda: len(ln.gw.accepted()) >= n, what=f"{n} SMS at the gateway")
+    return [(r["from"], r["to"], r["text"]) for r in ln.gw.accepted()[:n]]
 
 
 def inbound(n=[0]):
@@ -178,9 +190,11 @@ def test_json_stop_opts_out_cancels_queued_reminders_and_queues_english_reply(ct
     assert reminder(db, queued, "state", "link_token", "next_attempt_at") == ("cancelled", None, None)
     assert reminder(db, sent, "state") == "sent"
     assert reminder(db, other, "state", "link_token") == ("queued", "t" * 22)
-    [(to, code, kind, lang, text, state)] = replies(db)
-    assert (to, code, kind, lang, state) == (A, "27022", "opt_out", "en", "queued")
+    [(to, code, kind, lang, text)] = replies(db)
+    assert (to, code, kind, lang) == (A, "27022", "opt_out", "en")
     assert "START" in text and "ARO" in text and "1-877-322-1414" in text and len(text) <= 160
+    # The daemon sends the confirmation, to the opted-out number, from the short code written to.
+    assert sent_replies(ln, 1) == [("27022", A, text)]
     assert db.q("SELECT gateway, gateway_id, msisdn, short_code, text, keyword, action "
                 "FROM payremind.inbound_messages") == [("json", "m-1", A, "27022", "STOP", "STOP", "opt_out")]
     # The same gateway id again: 200, nothing new.
@@ -202,9 +216,10 @@ def test_kannel_arret_with_plus_spaces_replies_in_french_from_the_short_code_wri
     assert (status, body) == (200, ""), (status, body)
     assert db.q("SELECT msisdn, source FROM payremind.opt_outs") == [(A, "keyword")]
     assert reminder(db, queued, "state") == "cancelled"
-    [(to, code, kind, lang, text, _)] = replies(db)
+    [(to, code, kind, lang, text)] = replies(db)
     assert (to, code, kind, lang) == (A, "270282", "opt_out", "fr")
     assert "RETOUR" in text and "1-877-322-1414" in text
+    assert sent_replies(ln, 1) == [("270282", A, text)]
     assert db.one("SELECT text FROM payremind.inbound_messages") == " ARRÊT "
     # The key may also come as the header.
     status, _, _ = ln.request("GET", "/v1/inbound/kannel?from=15145550102&to=27022&text=aide&id=kannel-2",
@@ -229,17 +244,17 @@ def test_help_aide_info_reply_in_their_language_and_opt_nobody_out(ctx):
 
 def test_start_and_retour_opt_back_in_wake_parked_rows_and_confirm(ctx):
     db = ctx.db
-    gw = ctx.sandbox()
     due = db.add_due("W-1", A)
     db.q("UPDATE payremind.due_accounts SET next_at = NULL WHERE id = %s", due)  # parked: opted out
     db.q("INSERT INTO payremind.opt_outs (msisdn, source) VALUES (%s, 'operator'), (%s, 'keyword')", A, B)
-    ln = listener(ctx, gateway_url=gw.url)
+    ln = listener(ctx)
     assert ln.json("/v1/inbound/json", {"from": A, "to": "27022", "text": "Start", "id": inbound()})[0] == 200
     assert ln.json("/v1/inbound/json", {"from": B, "to": "270282", "text": "retour", "id": inbound()})[0] == 200
     assert db.one("SELECT count(*) FROM payremind.opt_outs") == 0
     assert [r[:4] for r in replies(db)] == [(A, "27022", "opt_in", "en"), (B, "270282", "opt_in", "fr")]
     # The opt-out trigger of 001 woke the parked row: the daemon now sends its reminder.
-    harness.wait_until(lambda: [r["to"] for r in gw.accepted()] == [A], what="the woken row's reminder")
+    reminder_to_a = lambda: [r for r in ln.gw.accepted() if r["to"] == A and "pay.aro.ca" in r["text"]]  # noqa
+    harness.wait_until(lambda: len(reminder_to_a()) == 1, what="the woken row's reminder")
 
 
 def test_other_text_is_stored_and_counted_without_reply(ctx):
@@ -399,12 +414,11 @@ def test_a_report_arriving_while_sending_applies_when_the_send_is_recorded(ctx):
 
 def test_sent_reminder_then_its_dlr_end_to_end(ctx):
     db = ctx.db
-    gw = ctx.sandbox()
     db.add_due("E-1", A)
-    ln = listener(ctx, gateway_url=gw.url)
+    ln = listener(ctx)
     harness.wait_until(lambda: db.states() == {"sent": 1}, what="the reminder to be sent")
     rid = db.one("SELECT id FROM payremind.reminders")
-    [req] = gw.accepted()
+    [req] = ln.gw.accepted()
     assert req["reference"] == str(rid)
     assert ln.json("/v1/dlr/json", {"id": "x", "reference": str(rid), "status": "delivered"})[0] == 200
     assert db.states() == {"delivered": 1}
@@ -415,11 +429,36 @@ def test_dlr_for_a_keyword_reply_moves_the_reply(ctx):
     ln = listener(ctx)
     assert ln.json("/v1/inbound/json", {"from": A, "to": "27022", "text": "HELP", "id": inbound()})[0] == 200
     reply_id = str(db.one("SELECT id FROM payremind.replies"))
-    db.q("UPDATE payremind.replies SET state = 'sent', sent_at = now() WHERE id = %s", reply_id)
+    harness.wait_until(lambda: db.one("SELECT state FROM payremind.replies") == "sent", what="the reply sent")
+    assert ln.gw.accepted()[0]["reference"] == reply_id
     status, _, body = ln.json("/v1/dlr/json", {"id": "g9", "reference": reply_id, "status": "delivered"})
     assert (status, body) == (200, "delivered\n")
     assert db.one("SELECT state FROM payremind.replies") == "delivered"
     assert db.one("SELECT count(*) FROM payremind.dlr_events WHERE reply_id = %s", reply_id) == 1
+
+
+def test_real_kannel_brings_its_dlrs_and_replies_from_phones_to_the_listener(ctx):
+    if not kannel.available():
+        print("  (Kannel is not installed: this case checks nothing)", flush=True)
+        return
+    db = ctx.db
+    port = free_port()
+    k = kannel.Kannel(ctx.tmp, get_url=f"http://127.0.0.1:{port}/v1/inbound/kannel"
+                                       f"?from=%p&to=%P&text=%a&id=%I&key={KEY}")
+    ctx.cleanups.append(k.stop)
+    db.add_due("KL-1", A)
+    listener(ctx, port=port, gateway=k.gateway())
+    # The MT goes out through smsbox; bearerbox's DLRs (8, then 1) come back with ref and key.
+    # They may arrive in either order: an SMSC ack after the delivery changes nothing.
+    events = "SELECT gateway, status FROM payremind.dlr_events ORDER BY status"
+    harness.wait_until(lambda: len(db.q(events)) == 2, timeout=30, what="Kannel's 2 DLRs")
+    assert db.q(events) == [("kannel", "delivered"), ("kannel", "smsc_ack")]
+    assert db.states() == {"delivered": 1}
+    # A phone's ARRÊT, through the sms-service get-url.
+    k.inject_mo(B, "270282", "Arrêt")
+    harness.wait_until(lambda: len(replies(db)) == 1, timeout=20, what="the MO at the listener")
+    assert db.q("SELECT msisdn, source FROM payremind.opt_outs") == [(B, "keyword")]
+    assert replies(db)[0][:4] == (B, "270282", "opt_out", "fr")
 
 
 # ---- authentication, malformed requests, concurrency ----
@@ -505,11 +544,14 @@ def test_healthz_and_metrics_report_queue_depth_opt_outs_and_counters(ctx):
     status, headers, body = ln.request("GET", "/healthz")
     assert (status, body.strip()) == (200, "ok")
     assert ln.json("/v1/inbound/json", {"from": C, "to": "27022", "text": "Stop", "id": inbound()})[0] == 200
+    harness.wait_until(lambda: db.one("SELECT state FROM payremind.replies") == "sent", what="the reply sent")
     m = ln.metrics()
     assert m['payremind_reminders{state="queued"}'] == 1 and m['payremind_reminders{state="sent"}'] == 1
     assert m['payremind_reminders{state="delivered"}'] == 0
     assert m['payremind_opt_outs{source="keyword"}'] == 1
-    assert m['payremind_replies{state="queued"}'] == 1
+    assert m['payremind_replies{state="sent"}'] == 1 and m['payremind_replies{state="queued"}'] == 0
+    # The scheduler's figures: the reply went through the gateway.
+    assert m['payremind_sends_total{outcome="ok"}'] >= 1 and m["payremind_gateway_latency_seconds_count"] >= 1
     assert m['payremind_inbound_total{keyword="stop"}'] == 1
     assert m["payremind_database_up"] == 1
     assert m['payremind_gateway_latency_seconds_bucket{le="+Inf"}'] == m["payremind_gateway_latency_seconds_count"]
@@ -560,7 +602,7 @@ def listener_answers():
     ctx = harness.Ctx("listener_probe")
     try:
         ln = Listener(ctx, wait=5)
-        return ln.up, ln.log()
+        return ln.up, "".join(ln.log().splitlines(True)[-20:])
     finally:
         ctx.close(True)
 
@@ -569,6 +611,6 @@ if __name__ == "__main__":
     up, log = listener_answers()
     if not up:
         print("SKIP test_listener: payremindd in normal mode did not answer /healthz within 5 s "
-              "(the listener is not wired into payremindd yet?); daemon log:\n" + log, flush=True)
+              "(the listener is not wired into payremindd yet?); the daemon's last log lines:\n" + log, flush=True)
         sys.exit(0)
     harness.main(globals())
