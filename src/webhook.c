@@ -321,29 +321,25 @@ webhook_inbound_parse(enum conf_dialect dialect, const struct webhook_params *p,
 	return 0;
 }
 
-/* An optional error code: digits and letters only, "" when absent or empty. */
+/* An optional error code: letters, digits, '-' and '_' only; "" when absent or empty. */
 static int
 webhook_code_field(const struct webhook_params *p, const char *name, char *out, char *err, size_t errlen)
 {
-	const char *v = webhook_params_get(p, name);
-	size_t i, n = v ? strlen(v) : 0;
+	static const char chars[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
+	const struct webhook_param *v = webhook_params_find(p, name);
+	size_t n = v && v->value ? strlen(v->value) : 0;
 
 	out[0] = '\0';
-	if (webhook_params_find(p, name) != NULL && v == NULL) {
+	if (v != NULL && v->value == NULL) {
 		snprintf(err, errlen, "field %s: must be a string", name);
 		return -1;
 	}
-	for (i = 0; i < n; i++) {
-		if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'A' && v[i] <= 'Z') ||
-		        (v[i] >= 'a' && v[i] <= 'z') || v[i] == '-' || v[i] == '_'))
-			break;
-	}
-	if (i < n || n > WEBHOOK_CODE_MAX) {
+	if (n > WEBHOOK_CODE_MAX || (n > 0 && strspn(v->value, chars) != n)) {
 		snprintf(
 		    err, errlen, "field %s: expected up to %d letters and digits", name, WEBHOOK_CODE_MAX);
 		return -1;
 	}
-	memcpy(out, v ? v : "", n + 1);
+	memcpy(out, n > 0 ? v->value : "", n + 1);
 	return 0;
 }
 
