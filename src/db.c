@@ -48,6 +48,7 @@ struct db {
 };
 
 static void db_start_next(struct db *db);
+
 static void db_io(int fd, unsigned events, void *arg);
 
 struct db *
@@ -111,14 +112,18 @@ db_disconnect(struct db *db)
 	db->conn = NULL;
 }
 
+/* Connecting blocks the loop (start-up, and a reconnect after the database went away, when nothing can be
+ * recorded anyway), so it is bounded; the operator's conninfo, expanded last, may override both. */
 int
 db_connect(struct db *db, char *err, size_t errlen)
 {
+	static const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
+	const char *vals[] = { "5", "payremindd", db->conninfo, NULL };
 	PGresult *res;
 	int i;
 
 	db_disconnect(db);
-	db->conn = PQconnectdb(db->conninfo);
+	db->conn = PQconnectdbParams(keys, vals, 1);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		snprintf(err, errlen, "%s", PQerrorMessage(db->conn));
 		err[strcspn(err, "\n")] = '\0';
