@@ -424,3 +424,17 @@ concatenation = true
     def _sms_received(self):
         m = re.search(r"^SMS: received (\d+)", self.status() or "", re.M)
         return int(m.group(1)) if m else -1
+
+
+def inject_mo_coded(k, sender, receiver, kind, payload, timeout=10):
+    """Kannel.inject_mo for another fake SMSC message type: "ucs2" (payload URL-encoded UTF-16BE, as a
+    phone sends any text outside GSM-7; smsbox's mo-recode hands it on as UTF-8) or "data" (URL-encoded
+    8-bit). Kannel 1.4.5's fake SMSC reads "ucs2", not the "ucs-2" it writes for MTs."""
+    before = k._sms_received()
+    k._kill("fakesmsc-mo")
+    k._spawn("fakesmsc-mo", [FAKESMSC, "-H", "127.0.0.1", "-r", str(k.mo_port), "-m", "1",
+                             f"{sender} {receiver} {kind} {payload}"])
+    try:
+        k._wait(lambda: k._sms_received() > before, "MO received by bearerbox", "fakesmsc-mo", timeout=timeout)
+    finally:
+        k._kill("fakesmsc-mo")
