@@ -1103,15 +1103,12 @@ ctl_status(struct ctl *ctl, int argc, char **argv)
 
 /* ---- optout ------------------------------------------------------------------------------------------ */
 
-/* Opt the number out and cancel its queued reminders, in one transaction. */
+/* Opt the number out and cancel its queued reminders (payremind.opt_out_apply, as the STOP keyword
+ * does); say whether it was new, and the source of an earlier opt-out. */
 static const char optout_sql_add[] =
-    "WITH o AS (INSERT INTO payremind.opt_outs (msisdn, source) VALUES ($1, 'operator')"
-    "           ON CONFLICT (msisdn) DO NOTHING RETURNING 1),"
-    " c AS (UPDATE payremind.reminders SET state = 'cancelled', link_token = NULL, next_attempt_at = NULL,"
-    "              last_error = 'opted_out', updated_at = now()"
-    "        WHERE msisdn = $1 AND state = 'queued' RETURNING 1)"
-    " SELECT (SELECT count(*) FROM o), (SELECT count(*) FROM c),"
-    "  (SELECT source FROM payremind.opt_outs WHERE msisdn = $1)";
+    "WITH before AS (SELECT (SELECT source FROM payremind.opt_outs WHERE msisdn = $1) AS source)"
+    " SELECT (before.source IS NULL)::int, payremind.opt_out_apply($1, 'operator'),"
+    "  coalesce(before.source, 'operator') FROM before";
 
 /* Delete the opt-out (the opt_outs_wake trigger makes its parked due rows claimable again). */
 static const char optout_sql_remove[] = "DELETE FROM payremind.opt_outs WHERE msisdn = $1 RETURNING source";
