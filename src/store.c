@@ -67,8 +67,8 @@ static const char store_sql_release[] =
 /* Outcomes. `unknown` counts as a contact (sent_at) for the caps: it may have reached the phone. */
 static const char store_sql_record[] =
     "WITH u AS (SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::float8[], $6::text[],"
-    "           $7::text[], $8::float8[], $9::smallint[], $10::int[])"
-    "           AS u(id, attempts, state, next_attempt_at, gw_id, err, due_next_at, due_next_step, delta)),"
+    "           $7::text[], $8::int[], $9::float8[], $10::smallint[])"
+    "           AS u(id, attempts, state, next_attempt_at, gw_id, err, delta, due_next_at, due_next_step)),"
     " rem AS ("
     "  UPDATE payremind.reminders r"
     "     SET state = u.state, attempts = r.attempts + u.delta, next_attempt_at = "
@@ -409,12 +409,15 @@ store_release(struct db *db, const char *owner, struct job *const *jobs, int n, 
 	return rc;
 }
 
-int
-store_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
+/* Outcomes as arrays, the same seven for reminders and replies: id, attempts (the fence), state, next
+ * attempt, gateway id, error, attempts delta; reminders add their due row's next look and step. */
+static int
+store_outcomes(struct db *db, const char *name, const char *owner, struct job *const *jobs, int n, int due,
+    db_cb cb, void *arg)
 {
 	struct pgarr a[9] = { { 0 } };
 	const char *v[10];
-	int i, rc;
+	int i, na = due ? 9 : 7, rc;
 
 	for (i = 0; i < n; i++) {
 		const struct job *j = jobs[i];
@@ -425,17 +428,25 @@ store_record(struct db *db, const char *owner, struct job *const *jobs, int n, d
 		pgarr_time(&a[3], j->next_attempt_at);
 		pgarr_text(&a[4], j->result.message_id[0] ? j->result.message_id : NULL);
 		pgarr_text(&a[5], j->result.error[0] ? j->result.error : NULL);
-		pgarr_time(&a[6], j->due_next_at);
-		pgarr_int(&a[7], j->due_next_step);
-		pgarr_int(&a[8], j->attempts_delta);
+		pgarr_int(&a[6], j->attempts_delta);
+		if (due) {
+			pgarr_time(&a[7], j->due_next_at);
+			pgarr_int(&a[8], j->due_next_step);
+		}
 	}
 	v[0] = owner;
-	for (i = 0; i < 9; i++)
+	for (i = 0; i < na; i++)
 		v[i + 1] = pgarr_end(&a[i]);
-	rc = db_query(db, "record", 10, v, cb, arg);
-	for (i = 0; i < 9; i++)
+	rc = db_query(db, name, na + 1, v, cb, arg);
+	for (i = 0; i < na; i++)
 		free(a[i].buf);
 	return rc;
+}
+
+int
+store_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
+{
+	return store_outcomes(db, "record", owner, jobs, n, 1, cb, arg);
 }
 
 int
@@ -517,28 +528,7 @@ store_reply_claim(struct db *db, const char *owner, int limit, int lease_s, db_c
 int
 store_reply_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
 {
-	struct pgarr a[7] = { { 0 } };
-	const char *v[8];
-	int i, rc;
-
-	for (i = 0; i < n; i++) {
-		const struct job *j = jobs[i];
-
-		pgarr_text(&a[0], j->rem_id);
-		pgarr_int(&a[1], j->attempts);
-		pgarr_text(&a[2], j->state);
-		pgarr_time(&a[3], j->next_attempt_at);
-		pgarr_text(&a[4], j->result.message_id[0] ? j->result.message_id : NULL);
-		pgarr_text(&a[5], j->result.error[0] ? j->result.error : NULL);
-		pgarr_int(&a[6], j->attempts_delta);
-	}
-	v[0] = owner;
-	for (i = 0; i < 7; i++)
-		v[i + 1] = pgarr_end(&a[i]);
-	rc = db_query(db, "reply_record", 8, v, cb, arg);
-	for (i = 0; i < 7; i++)
-		free(a[i].buf);
-	return rc;
+	return store_outcomes(db, "reply_record", owner, jobs, n, 0, cb, arg);
 }
 
 int

@@ -202,9 +202,9 @@ def test_three_daemons_send_20000_reminders_exactly_once(ctx):
     assert len(keys) == 20000 and max(keys.values()) == 1, (len(keys), keys.most_common(3))
     assert len(recs) == 20000
     assert db.one("SELECT count(DISTINCT due_account_id) FROM payremind.reminders") == 20000
-    # All three took part.
-    owners = db.one("SELECT count(*) FROM payremind.instances WHERE (last_batch->>'sent')::int > 0")
-    assert owners >= 2, owners
+    # They shared the work (each logs the attempts it made).
+    workers = sum(1 for p in procs if "result=ok" in log_of(p))
+    assert workers >= 2, workers
 
 
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(ctx):
