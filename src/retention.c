@@ -50,9 +50,9 @@ retention_done(struct retention *r)
 		total += r->purged[i];
 	if (total > 0)
 		log_info("retention: purged data older than %d days: inbound=%ld tokens=%ld reminders=%ld "
-		         "replies=%ld dlrs=%ld in %d statements",
+		         "replies=%ld dlrs=%ld contacts=%ld in %d statements",
 		    r->conf->retention.days, r->purged[0], r->purged[1], r->purged[2], r->purged[3],
-		    r->purged[4], r->statements);
+		    r->purged[4], r->purged[5], r->statements);
 }
 
 static void

@@ -498,8 +498,7 @@ sched_claim_cb(PGresult *res, void *arg)
 	}
 	sched_release(s, skip);
 	if (send->n > 0 &&
-	    store_prepare(s->db, s->owner, s->conf->schedule.lease_s, s->conf->token.ttl_hours,
-	        s->conf->short_code, send->jobs, send->n, sched_prepare_cb, send) == 0) {
+	    store_prepare(s->db, s->owner, s->conf, send->jobs, send->n, sched_prepare_cb, send) == 0) {
 		s->ncalls++;
 		s->npreparing += send->n;
 	} else {

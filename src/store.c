@@ -33,12 +33,26 @@ static const char store_sql_claim[] =
  * step is re-leased instead, keeping its id (the Idempotency-Key) and its token. */
 static const char store_sql_prepare[] =
     "WITH v AS (SELECT * FROM unnest($3::bigint[], $4::smallint[], $5::text[]) AS v(due_id, step, token)),"
+    " d AS (SELECT v.*, d.msisdn, d.language,"
+    "        EXISTS (SELECT 1 FROM payremind.reminders r WHERE r.due_account_id = v.due_id AND r.step = "
+    "v.step)"
+    "          AS retry"
+    "   FROM v JOIN payremind.due_accounts d ON d.id = v.due_id AND d.lease_owner = $1::uuid),"
+    /* a new reminder takes its number's ledger row: another daemon's contact within the gap wins */
+    " gate AS ("
+    "  INSERT INTO payremind.contacts AS c (msisdn, last_at)"
+    "  SELECT DISTINCT msisdn, now() FROM d WHERE NOT d.retry"
+    "  ON CONFLICT (msisdn) DO UPDATE SET last_at = now()"
+    "   WHERE c.last_at <= now() - make_interval(hours => $8::int)"
+    "  RETURNING msisdn),"
     " up AS ("
     "  INSERT INTO payremind.reminders AS r (due_account_id, step, msisdn, short_code, language, state,"
     "         attempts, lease_owner, lease_until, link_token)"
-    "  SELECT v.due_id, v.step, d.msisdn, $6, d.language, 'sending', 1, $1::uuid,"
-    "         now() + make_interval(secs => $2::int), v.token"
-    "    FROM v JOIN payremind.due_accounts d ON d.id = v.due_id AND d.lease_owner = $1::uuid"
+    "  SELECT DISTINCT ON (d.msisdn, CASE WHEN d.retry THEN d.due_id END) d.due_id, d.step, d.msisdn, $6,"
+    "         d.language,"
+    "         'sending', 1, $1::uuid, now() + make_interval(secs => $2::int), d.token"
+    "    FROM d WHERE d.retry OR d.msisdn IN (SELECT msisdn FROM gate)"
+    "   ORDER BY d.msisdn, CASE WHEN d.retry THEN d.due_id END, d.due_id"
     "  ON CONFLICT (due_account_id, step) DO UPDATE"
     "     SET state = 'sending', attempts = r.attempts + 1, lease_owner = EXCLUDED.lease_owner,"
     "         lease_until = EXCLUDED.lease_until, next_attempt_at = NULL, updated_at = now()"
@@ -189,10 +203,12 @@ static const char *const store_sql_purge[] = {
 	STORE_PURGE("replies", "id",
 	    "t.created_at < now() - make_interval(days => $1::int) AND t.state NOT IN ('queued', 'sending')"),
 	STORE_PURGE("dlr_events", "id", "t.received_at < now() - make_interval(days => $1::int)"),
+	/* the contact ledger's numbers */
+	STORE_PURGE("contacts", "msisdn", "t.last_at < now() - make_interval(days => $1::int)"),
 };
 
 static const char *const store_purge_names[] = { "purge_inbound", "purge_tokens", "purge_reminders",
-	"purge_replies", "purge_dlrs" };
+	"purge_replies", "purge_dlrs", "purge_contacts" };
 
 static const char store_sql_opt_out[] =
     "INSERT INTO payremind.opt_outs (msisdn, source) VALUES ($1, $2) ON CONFLICT (msisdn) DO NOTHING";
@@ -352,12 +368,12 @@ store_claim_row(const PGresult *res, int i, struct job *job)
 }
 
 int
-store_prepare(struct db *db, const char *owner, int lease_s, int ttl_hours, const char *short_code,
-    struct job *const *jobs, int n, db_cb cb, void *arg)
+store_prepare(struct db *db, const char *owner, const struct conf *conf, struct job *const *jobs, int n,
+    db_cb cb, void *arg)
 {
 	struct pgarr ids = { 0 }, steps = { 0 }, toks = { 0 };
-	char lease[16], ttl[16];
-	const char *v[7];
+	char lease[16], ttl[16], gap[16];
+	const char *v[8];
 	int i, rc;
 
 	for (i = 0; i < n; i++) {
@@ -365,16 +381,18 @@ store_prepare(struct db *db, const char *owner, int lease_s, int ttl_hours, cons
 		pgarr_int(&steps, jobs[i]->step);
 		pgarr_text(&toks, jobs[i]->token);
 	}
-	snprintf(lease, sizeof(lease), "%d", lease_s);
-	snprintf(ttl, sizeof(ttl), "%d", ttl_hours);
+	snprintf(lease, sizeof(lease), "%d", conf->schedule.lease_s);
+	snprintf(ttl, sizeof(ttl), "%d", conf->token.ttl_hours);
+	snprintf(gap, sizeof(gap), "%d", conf->rules.min_gap_hours);
 	v[0] = owner;
 	v[1] = lease;
 	v[2] = pgarr_end(&ids);
 	v[3] = pgarr_end(&steps);
 	v[4] = pgarr_end(&toks);
-	v[5] = short_code;
+	v[5] = conf->short_code;
 	v[6] = ttl;
-	rc = db_query(db, "prepare", 7, v, cb, arg);
+	v[7] = gap;
+	rc = db_query(db, "prepare", 8, v, cb, arg);
 	free(ids.buf);
 	free(steps.buf);
 	free(toks.buf);

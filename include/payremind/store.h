@@ -54,10 +54,12 @@ int store_claim(struct db *db, const char *owner, int limit, int lease_s, double
     __attribute__((warn_unused_result));
 /* Parse claim result row i into job. 0, or -1 when a column is malformed. */
 int store_claim_row(const PGresult *res, int i, struct job *job) __attribute__((warn_unused_result));
-/* Create (or re-lease, for a queued retry) the reminder and its token for each job, in one statement.
+/* Create (or re-lease, for a queued retry) the reminder and its token for each job, in one statement,
+ * from conf's short code with its lease, token lifetime and gap (a new reminder takes its number's row of
+ * the contact ledger: a number another daemon contacted within schedule.min_gap_hours is left out).
  * The result rows: due_account_id, id, attempts, link_token, short_code. */
-int store_prepare(struct db *db, const char *owner, int lease_s, int ttl_hours, const char *short_code,
-    struct job *const *jobs, int n, db_cb cb, void *arg) __attribute__((warn_unused_result));
+int store_prepare(struct db *db, const char *owner, const struct conf *conf, struct job *const *jobs, int n,
+    db_cb cb, void *arg) __attribute__((warn_unused_result));
 /* Give claimed rows back: next_at = job->due_next_at (0 = park), next_step = job->due_next_step; cancel
  * a queued reminder of the step
  * when job->state is "cancelled" (last_error = job->result.error). */
@@ -95,12 +97,12 @@ int store_reply_claim(struct db *db, const char *owner, int limit, int lease_s, 
 int store_reply_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
-#define STORE_PURGE_STEPS 5 /* inbound texts, tokens, reminders of settled rows, replies, DLRs */
+#define STORE_PURGE_STEPS 6 /* inbound texts, tokens, reminders of settled rows, replies, DLRs, contacts */
 
 /* Delete up to limit rows of retention step `step` older than `days`; the result row holds the count. */
 int store_purge(struct db *db, int step, int days, int limit, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
-/* "inbound", "tokens", "reminders", "replies", "dlrs". */
+/* "inbound", "tokens", "reminders", "replies", "dlrs", "contacts". */
 const char *store_purge_name(int step);
 
 #endif

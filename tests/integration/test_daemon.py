@@ -207,6 +207,34 @@ def test_three_daemons_send_20000_reminders_exactly_once(ctx):
     assert workers >= 2, workers
 
 
+def test_three_daemons_keep_the_gap_for_a_number_with_two_due_rows(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    # 1500 numbers, each with two due rows becoming due together: one SMS per number, not two. The
+    # claim order puts each number's twins in neighbouring batches of 20, which different daemons
+    # claim at the same moment: only the contact ledger stops both from going out.
+    with db.conn.cursor() as c:
+        c.execute("""INSERT INTO payremind.due_accounts (account_ref, msisdn, amount_cents, due_date, next_at)
+                     SELECT 'G-' || g || '-' || k, '+1450' || lpad((5000000 + g)::text, 7, '0'), 100,
+                            current_date - 3,
+                            timestamptz '2000-01-01' + ((g - 1) / 20 * 40 + (k - 1) * 20 + mod(g - 1, 20))
+                                                       * interval '1 ms'
+                       FROM generate_series(1, 1500) g, generate_series(1, 2) k""")
+    conf = write_conf(ctx.tmp, db, gw.url, schedule={"batch_size": 20})
+    procs = [ctx.spawn(daemon_cmd(conf)) for _ in range(3)]
+    wait_until(lambda: db.one("SELECT count(*) FROM payremind.reminders WHERE state = 'sent'") >= 1500,
+               timeout=120, what="1500 sent")
+    # Each number's other row comes round again and is put off until the gap (24 h) has passed.
+    wait_until(lambda: db.one("SELECT count(*) FROM payremind.due_accounts WHERE next_step = 0 "
+                              "AND next_at > now() + interval '23 hours'") == 1500, timeout=60,
+               what="the twins put off by the gap")
+    for p in procs:
+        assert stop(p) == 0
+    per_number = collections.Counter(r["to"] for r in gw.accepted())
+    assert len(per_number) == 1500 and max(per_number.values()) == 1, per_number.most_common(3)
+    assert db.one("SELECT count(*) FROM payremind.reminders") == 1500
+
+
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(ctx):
     gw = ctx.sandbox("--delay-ms", "20")
     db = ctx.db

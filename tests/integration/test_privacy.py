@@ -105,7 +105,7 @@ def test_retention_works_in_small_batches(ctx):
     assert "inbound=2500" in p.stderr, p.stderr
     assert db.one("SELECT count(*) FROM payremind.inbound_messages") == 0
     # Statements of at most 1000 rows each: three for the inbound texts, one for each other kind.
-    assert "in 7 statements" in p.stderr, p.stderr
+    assert "in 8 statements" in p.stderr, p.stderr
 
 
 harness.main(globals())
