@@ -6,3 +6,8 @@ CREATE TABLE payremind.contacts (
 	msisdn  text PRIMARY KEY,
 	last_at timestamptz NOT NULL
 );
+
+-- The claim reads each number's contacts: those sent in the last 7 days and those in progress (queued
+-- or sending, which may go out at any moment), so an index on the number over all its reminders.
+DROP INDEX payremind.reminders_msisdn_sent_at_idx;
+CREATE INDEX reminders_msisdn_idx ON payremind.reminders (msisdn);

@@ -378,19 +378,21 @@ struct dry_row {
 };
 
 /* Open due rows: reminders remain (the first step from next_step without a final reminder). The step's
- * reminder (queued or sending) and the number's contacts in the 7 days up to $1 come along, as in the
- * scheduler's claim. $3: only the numbers of that account (other rows still count: they share the caps). */
+ * reminder (queued or sending) and the number's contacts (sent in the 7 days up to $1, or in progress)
+ * come along, as in the scheduler's claim. $3: only the numbers of that account (other rows still count: they share the caps). */
 static const char dry_sql_rows[] =
     "SELECT d.id, d.account_ref, d.msisdn, d.region, d.time_zone,"
     "  d.due_date - DATE '1970-01-01', coalesce(d.notice_sent_on - DATE '1970-01-01', -2147483648),"
     "  s.step, d.settled_at IS NOT NULL, d.contact_hold IS NOT NULL,"
     "  EXISTS (SELECT 1 FROM payremind.opt_outs o WHERE o.msisdn = d.msisdn),"
     "  coalesce(r.state, ''), coalesce(extract(epoch FROM r.next_attempt_at), 0),"
-    "  ARRAY(SELECT h.t FROM (SELECT floor(extract(epoch FROM x.sent_at))::bigint AS t"
+    "  ARRAY(SELECT h.t FROM (SELECT floor(extract(epoch FROM coalesce(x.sent_at, x.created_at)))::bigint AS "
+    "t"
     "          FROM payremind.reminders x WHERE x.msisdn = d.msisdn"
-    "           AND x.sent_at > to_timestamp($1::float8) - interval '7 days'"
-    "           AND x.sent_at <= to_timestamp($1::float8)"
-    "         ORDER BY x.sent_at DESC LIMIT 32) h ORDER BY h.t),"
+    "           AND ((x.sent_at > to_timestamp($1::float8) - interval '7 days'"
+    "                 AND x.sent_at <= to_timestamp($1::float8)) OR x.state IN ('queued', 'sending'))"
+    "           AND NOT (x.due_account_id = d.id AND x.step = s.step)"
+    "         ORDER BY 1 DESC LIMIT 32) h ORDER BY h.t),"
     "  $3::text IS NULL OR d.account_ref = $3::text"
     " FROM payremind.due_accounts d"
     " CROSS JOIN LATERAL (SELECT min(g)::int AS step FROM generate_series(d.next_step::int, $2::int - 1) g"

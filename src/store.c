@@ -7,7 +7,8 @@
 #include "payremind/store.h"
 
 /* Claim: lock up to $2 rows due by $4, lease them to $1 until now() + $3 s, and return what the
- * policy and the template need, with the number's recent contacts and the step's existing reminder. */
+ * policy and the template need, with the number's contacts (sent in the last 7 days, or in progress:
+ * a queued retry may go out at any moment) and the step's existing reminder. */
 static const char store_sql_claim[] =
     "WITH c AS ("
     " SELECT id, next_step, next_at FROM payremind.due_accounts"
@@ -23,9 +24,12 @@ static const char store_sql_claim[] =
     "  d.settled_at IS NOT NULL, d.contact_hold IS NOT NULL,"
     "  EXISTS (SELECT 1 FROM payremind.opt_outs o WHERE o.msisdn = d.msisdn),"
     "  d.amount_cents, d.currency, coalesce(r.state, ''),"
-    "  ARRAY(SELECT h.t FROM (SELECT floor(extract(epoch FROM s.sent_at))::bigint AS t"
-    "          FROM payremind.reminders s WHERE s.msisdn = d.msisdn AND s.sent_at > now() - interval '7 days'"
-    "         ORDER BY s.sent_at DESC LIMIT 32) h ORDER BY h.t),"
+    "  ARRAY(SELECT h.t FROM (SELECT floor(extract(epoch FROM coalesce(s.sent_at, s.created_at)))::bigint AS "
+    "t"
+    "          FROM payremind.reminders s WHERE s.msisdn = d.msisdn"
+    "           AND (s.sent_at > now() - interval '7 days' OR s.state IN ('queued', 'sending'))"
+    "           AND NOT (s.due_account_id = d.id AND s.step = d.next_step)"
+    "         ORDER BY 1 DESC LIMIT 32) h ORDER BY h.t),"
     "  c.next_at AS was_due)"
     " SELECT * FROM u ORDER BY was_due, id"; /* oldest first: it wins a gap against a twin on one number */
 
