@@ -130,6 +130,10 @@ db_connect(struct db *db, char *err, size_t errlen)
 		db_disconnect(db);
 		return -1;
 	}
+	/* Plan each statement for its arrays: a generic plan guesses 10 rows for unnest() and, with the
+	 * tables' statistics lagging behind a large load, walks whole tables instead of their keys. */
+	res = PQexec(db->conn, "SET plan_cache_mode = force_custom_plan");
+	PQclear(res);
 	for (i = 0; i < db->nchans; i++) {
 		char sql[128];
 

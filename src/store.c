@@ -11,35 +11,33 @@
  * a queued retry may go out at any moment) and the step's existing reminder. */
 static const char store_sql_claim[] =
     "WITH c AS ("
-    " SELECT id, next_step, next_at FROM payremind.due_accounts"
+    " SELECT id, next_at FROM payremind.due_accounts"
     "  WHERE next_at <= to_timestamp($4::float8)"
     "  ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED),"
     " u AS ("
     " UPDATE payremind.due_accounts d"
     "    SET next_at = now() + make_interval(secs => $3::int), lease_owner = $1::uuid"
-    "   FROM c LEFT JOIN payremind.reminders r ON r.due_account_id = c.id AND r.step = c.next_step"
-    "  WHERE d.id = c.id"
+    "   FROM c WHERE d.id = c.id"
     " RETURNING d.id, d.next_step, d.msisdn, d.language, d.region, d.time_zone,"
     "  d.due_date - DATE '1970-01-01', coalesce(d.notice_sent_on - DATE '1970-01-01', -2147483648),"
     "  d.settled_at IS NOT NULL, d.contact_hold IS NOT NULL,"
     "  EXISTS (SELECT 1 FROM payremind.opt_outs o WHERE o.msisdn = d.msisdn),"
-    "  d.amount_cents, d.currency, coalesce(r.state, ''),"
-    "  ARRAY(SELECT h.t FROM (SELECT floor(extract(epoch FROM coalesce(s.sent_at, s.created_at)))::bigint AS "
-    "t"
+    "  d.amount_cents, d.currency,"
+    "  coalesce((SELECT r.state FROM payremind.reminders r WHERE r.due_account_id = d.id AND r.step = d.next_step), ''),"
+    "  ARRAY(SELECT floor(extract(epoch FROM coalesce(s.sent_at, s.created_at)))::bigint"
     "          FROM payremind.reminders s WHERE s.msisdn = d.msisdn"
     "           AND (s.sent_at > now() - interval '7 days' OR s.state IN ('queued', 'sending'))"
-    "           AND NOT (s.due_account_id = d.id AND s.step = d.next_step)"
-    "         ORDER BY 1 DESC LIMIT 32) h ORDER BY h.t),"
+    "           AND NOT (s.due_account_id = d.id AND s.step = d.next_step) LIMIT 64),"
     "  c.next_at AS was_due)"
-    " SELECT * FROM u ORDER BY was_due, id"; /* oldest first: it wins a gap against a twin on one number */
+    " SELECT * FROM u ORDER BY was_due, id";
+    /* oldest first: it wins a gap against a twin on one number */ /* oldest first: it wins a gap against a twin on one number */
 
 /* Create the reminder and its token in one statement (one transaction); a queued retry of the same
  * step is re-leased instead, keeping its id (the Idempotency-Key) and its token. */
 static const char store_sql_prepare[] =
     "WITH v AS (SELECT * FROM unnest($3::bigint[], $4::smallint[], $5::text[]) AS v(due_id, step, token)),"
     " d AS (SELECT v.*, d.msisdn, d.language,"
-    "        EXISTS (SELECT 1 FROM payremind.reminders r WHERE r.due_account_id = v.due_id AND r.step = "
-    "v.step)"
+    "        EXISTS (SELECT 1 FROM payremind.reminders r WHERE r.due_account_id = v.due_id AND r.step = v.step)"
     "          AS retry"
     "   FROM v JOIN payremind.due_accounts d ON d.id = v.due_id AND d.lease_owner = $1::uuid),"
     /* a new reminder takes its number's ledger row: another daemon's contact within the gap wins */
@@ -332,21 +330,34 @@ store_copy(char *dst, size_t len, const PGresult *res, int i, int col)
 	snprintf(dst, len, "%s", PQgetvalue(res, i, col));
 }
 
-/* "{1,2,3}" -> contacts (at most POLICY_MAX_HISTORY, oldest first). */
+static int
+store_cmp_time(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* "{3,1,2}" (unordered, at most 64) -> contacts: the newest POLICY_MAX_HISTORY, oldest first. */
 static int
 store_parse_history(const char *s, struct policy_history *h)
 {
+	int64_t t[64];
+	int n = 0, skip;
 	char *end;
 
-	h->ncontacts = 0;
 	if (*s++ != '{')
 		return -1;
-	while (*s && *s != '}' && h->ncontacts < POLICY_MAX_HISTORY) {
-		h->contacts[h->ncontacts++] = strtoll(s, &end, 10);
+	while (*s && *s != '}' && n < 64) {
+		t[n++] = strtoll(s, &end, 10);
 		if (end == s)
 			return -1;
 		s = *end == ',' ? end + 1 : end;
 	}
+	qsort(t, (size_t)n, sizeof(t[0]), store_cmp_time);
+	skip = n > POLICY_MAX_HISTORY ? n - POLICY_MAX_HISTORY : 0;
+	h->ncontacts = n - skip;
+	memcpy(h->contacts, t + skip, sizeof(t[0]) * (size_t)h->ncontacts);
 	return 0;
 }
 
