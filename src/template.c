@@ -258,7 +258,7 @@ template_render(const char *tmpl, const char *lang, const struct template_vars *
 {
 	struct sbuf b = { out, outlen, 0 };
 	enum template_lang l;
-	struct piece p;
+	struct piece p = { 0 };
 	int r = -1;
 
 	if (template_lang(lang, &l, err, errlen) == 0)
