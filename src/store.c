@@ -30,7 +30,7 @@ static const char store_sql_claim[] =
     "           AND NOT (s.due_account_id = d.id AND s.step = d.next_step) LIMIT 64),"
     "  c.next_at AS was_due)"
     " SELECT * FROM u ORDER BY was_due, id";
-    /* oldest first: it wins a gap against a twin on one number */ /* oldest first: it wins a gap against a twin on one number */
+/* oldest first: it wins a gap against a twin on one number */ /* oldest first: it wins a gap against a twin on one number */
 
 /* Create the reminder and its token in one statement (one transaction); a queued retry of the same
  * step is re-leased instead, keeping its id (the Idempotency-Key) and its token. */
@@ -39,7 +39,7 @@ static const char store_sql_prepare[] =
     " d AS (SELECT v.*, d.msisdn, d.language,"
     "        EXISTS (SELECT 1 FROM payremind.reminders r WHERE r.due_account_id = v.due_id AND r.step = v.step)"
     "          AS retry"
-    "   FROM v JOIN payremind.due_accounts d ON d.id = v.due_id AND d.lease_owner = $1::uuid),"
+    "   FROM v, LATERAL (SELECT * FROM payremind.due_accounts d WHERE d.id = v.due_id AND d.lease_owner = $1::uuid) d),"
     /* a new reminder takes its number's ledger row: another daemon's contact within the gap wins */
     " gate AS ("
     "  INSERT INTO payremind.contacts AS c (msisdn, last_at)"
@@ -80,7 +80,10 @@ static const char store_sql_release[] =
     "   FROM rel WHERE rel.cancel IS NOT NULL AND r.due_account_id = rel.id AND r.step = rel.next_step"
     "    AND r.state = 'queued'";
 
-/* Outcomes. `unknown` counts as a contact (sent_at) for the caps: it may have reached the phone. */
+/* Outcomes, fenced on id + attempts + owner: only the daemon that leased this attempt may record it
+ * (a rescue or another daemon's lease clears or changes the owner). No predicate on state here: the
+ * planner would walk a state index full of dead entries instead of the 500 primary keys.
+ * `unknown` counts as a contact (sent_at) for the caps: it may have reached the phone. */
 static const char store_sql_record[] =
     "WITH u AS (SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::float8[], $6::text[],"
     "           $7::text[], $8::int[], $9::float8[], $10::smallint[])"
@@ -94,7 +97,6 @@ static const char store_sql_record[] =
     "         link_token = CASE WHEN u.state = 'queued' THEN r.link_token END,"
     "         lease_owner = NULL, lease_until = NULL, updated_at = now()"
     "    FROM u WHERE r.id = u.id AND r.attempts = u.attempts AND r.lease_owner = $1::uuid"
-    "     AND r.state = 'sending'"
     "  RETURNING r.due_account_id, u.due_next_at, u.due_next_step),"
     " due AS ("
     "  UPDATE payremind.due_accounts d"
@@ -181,7 +183,7 @@ static const char store_sql_reply_record[] =
     "       lease_owner = NULL, lease_until = NULL, updated_at = now()"
     "  FROM unnest($2::uuid[], $3::int[], $4::text[], $5::float8[], $6::text[], $7::text[], $8::int[])"
     "       AS u(id, attempts, state, next_attempt_at, gw_id, err, delta)"
-    " WHERE r.id = u.id AND r.attempts = u.attempts AND r.lease_owner = $1::uuid AND r.state = 'sending'";
+    " WHERE r.id = u.id AND r.attempts = u.attempts AND r.lease_owner = $1::uuid";
 
 /* Retention (Québec Law 25): personal data older than retention.days goes, $2 rows per statement so
  * no statement holds locks for long; one daemon at a time (advisory lock). Each answers the row count. */

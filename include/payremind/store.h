@@ -65,7 +65,7 @@ int store_prepare(struct db *db, const char *owner, const struct conf *conf, str
  * when job->state is "cancelled" (last_error = job->result.error). */
 int store_release(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
-/* Record outcomes: each reminder (fenced on id + attempts + owner + state sending) and its due row. */
+/* Record outcomes: each reminder (fenced on id + attempts + owner) and its due row. */
 int store_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
 /* Reminders left in `sending` by a daemon whose lease expired: back to queued with the same key when the
@@ -93,7 +93,7 @@ int store_batch_done(struct db *db, const char *owner, const int64_t *ids, int n
  * attempts. */
 int store_reply_claim(struct db *db, const char *owner, int limit, int lease_s, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
-/* Record replies' outcomes (fenced on id + attempts + owner + state sending). */
+/* Record replies' outcomes (fenced on id + attempts + owner). */
 int store_reply_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
