@@ -72,12 +72,13 @@ twilio_write_form(FILE *fp, const struct gw_message *m, const char *callback)
 	return 0;
 }
 
-/* POST {url}/2010-04-01/Accounts/{sid}/Messages.json, form To, From, Body, StatusCallback. */
+/* POST {url}/2010-04-01/Accounts/{sid}/Messages.json, form To, From, Body, StatusCallback. The callback
+ * names our reminder (?ref=<id>): its status reports find it by key, not by Twilio's message sid. */
 static int
 twilio_build(
     const struct conf *conf, const struct gw_message *m, struct gw_request *req, char *err, size_t errlen)
 {
-	char *callback;
+	char *callback, suffix[96];
 	FILE *fp;
 	int rc;
 
@@ -85,7 +86,8 @@ twilio_build(
 		snprintf(err, errlen, "gateway.username (the Twilio account SID) is not set");
 		return -1;
 	}
-	if (gw_callback_url(conf, "/v1/dlr/twilio", &callback, err, errlen) == -1)
+	snprintf(suffix, sizeof(suffix), "/v1/dlr/twilio?ref=%s", m->reminder_id);
+	if (gw_callback_url(conf, suffix, &callback, err, errlen) == -1)
 		return -1;
 	fp = open_memstream(&req->body, &req->body_len);
 	rc = fp == NULL ? -1 : gw_memstream_close(fp, twilio_write_form(fp, m, callback), &req->body);

@@ -542,6 +542,23 @@ listener_dlr_record(struct listener *l, enum conf_dialect d, const struct webhoo
 	return 0;
 }
 
+/* Twilio's status callback URL names our reminder (?ref=<id>, see gateway_twilio.c): find it by that key,
+ * the message sid staying the gateway's id. A callback without it is looked up by sid. */
+static void
+listener_twilio_ref(const struct listener_req *r, struct webhook_dlr *dlr)
+{
+	struct webhook_params q = { 0 };
+	const char *ref, *qs = strchr(r->uri, '?');
+
+	if (qs != NULL && webhook_form_parse(qs + 1, strlen(qs + 1), &q) == 0 &&
+	    (ref = webhook_params_get(&q, "ref")) != NULL && webhook_is_uuid(ref) &&
+	    strlen(ref) < sizeof(dlr->ref)) {
+		snprintf(dlr->ref, sizeof(dlr->ref), "%s", ref);
+		dlr->by_sid = 0;
+	}
+	webhook_params_free(&q);
+}
+
 /* Delivery reports: move the reminder (or reply) once; unknown references get 404 and change nothing. */
 static void
 listener_dlr(
@@ -555,6 +572,8 @@ listener_dlr(
 		listener_text(rep, MHD_HTTP_BAD_REQUEST, "%s", err);
 		return;
 	}
+	if (rt->dialect == CONF_DIALECT_TWILIO)
+		listener_twilio_ref(r, &dlr);
 	if ((dlr.by_sid || webhook_is_uuid(dlr.ref)) &&
 	    listener_dlr_record(l, rt->dialect, &dlr, result, sizeof(result), err, sizeof(err)) == -1) {
 		log_warnx("listener: %s: dlr ref=%s not recorded: %s", rt->path, dlr.ref, err);

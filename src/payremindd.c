@@ -22,6 +22,7 @@
 
 #define STOP_GRACE_MS 2000   /* beyond the gateway timeout, for recording what came back */
 #define HEARTBEAT_MS 5000    /* instances.heartbeat_at; readers count a daemon live for 20 s */
+#define QUEUE_COUNT_BEATS 12 /* the queue figures of STATUS= are counted every 12th heartbeat */
 #define REQUEST_POLL_MS 1000 /* batch requests are polled too: LISTEN does not pass PgBouncer */
 #define RETENTION_MS 3600000 /* a retention pass at start-up, then hourly */
 #define MAX_REQUESTS 256
@@ -37,6 +38,8 @@ struct daemon {
 	struct loop_timer *retain, *poll, *heartbeat, *requests, *watchdog, *stop_check, *stop_deadline;
 	char owner[40];
 	char hostname[256];
+	char queue[96]; /* the last queue figures, for STATUS= */
+	long beats;
 	int once;
 	int stopping;
 	int picking;
@@ -210,10 +213,12 @@ beat_cb(PGresult *res, void *arg)
 		return;
 	}
 	sched_set_share(d->sched, atoi(PQgetvalue(res, 0, 0)));
-	notify_status(
-	    "queued=%s sending=%s unknown=%s; this daemon: sent=%ld failed=%ld retried=%ld in_flight=%d",
-	    PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), sched_totals(d->sched)->sent,
-	    sched_totals(d->sched)->failed, sched_totals(d->sched)->retried, sched_in_flight(d->sched));
+	if (!PQgetisnull(res, 0, 1))
+		snprintf(d->queue, sizeof(d->queue), "queued=%s sending=%s unknown=%s", PQgetvalue(res, 0, 1),
+		    PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
+	notify_status("%s; this daemon: sent=%ld failed=%ld retried=%ld in_flight=%d", d->queue,
+	    sched_totals(d->sched)->sent, sched_totals(d->sched)->failed, sched_totals(d->sched)->retried,
+	    sched_in_flight(d->sched));
 }
 
 static void
@@ -225,7 +230,9 @@ heartbeat_tick(void *arg)
 	snprintf(status, sizeof(status), "%s; sent=%ld failed=%ld in_flight=%d",
 	    d->stopping ? "stopping" : "running", sched_totals(d->sched)->sent,
 	    sched_totals(d->sched)->failed, sched_in_flight(d->sched));
-	if (store_heartbeat(d->db, d->owner, d->hostname, (int)getpid(), status, beat_cb, d) == -1)
+	/* Counting the queue scans the reminders: once a minute is enough for STATUS=. */
+	if (store_heartbeat(d->db, d->owner, d->hostname, (int)getpid(), status,
+	        d->beats++ % QUEUE_COUNT_BEATS == 0, beat_cb, d) == -1)
 		log_warnx("heartbeat: database unavailable");
 	if (!d->stopping)
 		loop_timer_set(d->heartbeat, HEARTBEAT_MS);

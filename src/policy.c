@@ -340,3 +340,15 @@ policy_decide(const struct policy_rules *rules, const struct policy_row *row,
 		return 0;
 	return policy_next_send(&c, now, b.until, &out->next_at);
 }
+
+int
+policy_step_at(const struct policy_rules *rules, int32_t due_date, const char *zone, int step, int64_t *at)
+{
+	struct tz_local lt = { 0 };
+
+	*at = 0;
+	if (step < 0 || step >= rules->noffsets)
+		return 0;
+	tz_civil_from_days(due_date + rules->offsets_days[step], &lt.year, &lt.month, &lt.day);
+	return tz_from_local(zone, &lt, at);
+}

@@ -253,18 +253,13 @@ sched_set_share(struct sched *s, int live)
 	}
 }
 
-/* The instant reminder step + 1 becomes due (local midnight of due_date + offset), 0 when none. */
+/* The instant reminder step + 1 becomes due, 0 when there is none (the row is done). */
 static double
 sched_next_step_at(const struct sched *s, const struct job *j)
 {
-	const struct policy_rules *r = &s->conf->rules;
-	struct tz_local lt = { 0 };
 	int64_t t;
 
-	if (j->step + 1 >= r->noffsets)
-		return 0;
-	tz_civil_from_days(j->due_date + r->offsets_days[j->step + 1], &lt.year, &lt.month, &lt.day);
-	if (tz_from_local(j->time_zone, &lt, &t) == -1)
+	if (policy_step_at(&s->conf->rules, j->due_date, j->time_zone, j->step + 1, &t) == -1)
 		return sched_now() + SCHED_REGION_RETRY_S;
 	return (double)t;
 }
@@ -302,6 +297,7 @@ sched_decide(struct sched *s, struct job *j, double now)
 	switch (dec.reason) {
 	case POLICY_SEND:
 		sched_pending_add(s, j->msisdn, (int64_t)now);
+		j->due_next_at = sched_next_step_at(s, j); /* where the creation moves the due row */
 		return 1;
 	case POLICY_SETTLED:
 	case POLICY_HELD:
@@ -439,10 +435,10 @@ sched_prepare_cb(PGresult *res, void *arg)
 			;
 		if (k == c->n)
 			continue;
-		snprintf(c->jobs[k]->rem_id, sizeof(c->jobs[k]->rem_id), "%s", PQgetvalue(res, i, 1));
-		c->jobs[k]->attempts = atoi(PQgetvalue(res, i, 2));
-		snprintf(c->jobs[k]->token, sizeof(c->jobs[k]->token), "%s", PQgetvalue(res, i, 3));
-		snprintf(c->jobs[k]->short_code, sizeof(c->jobs[k]->short_code), "%s", PQgetvalue(res, i, 4));
+		snprintf(c->jobs[k]->rem_id, sizeof(c->jobs[k]->rem_id), "%s", PQgetvalue(res, i, 2));
+		c->jobs[k]->attempts = atoi(PQgetvalue(res, i, 3));
+		snprintf(c->jobs[k]->token, sizeof(c->jobs[k]->token), "%s", PQgetvalue(res, i, 4));
+		snprintf(c->jobs[k]->short_code, sizeof(c->jobs[k]->short_code), "%s", PQgetvalue(res, i, 5));
 		if (s->stopping)
 			sched_unsend(s, c->jobs[k], sched_now());
 		else
@@ -566,10 +562,7 @@ sched_outcome(struct sched *s, struct job *j)
 
 	struct sched_stats *st = j->kind == JOB_REMINDER ? &s->batch : &s->replies;
 
-	if (j->kind == JOB_REMINDER) {
-		j->due_next_step = j->step + 1;
-		j->due_next_at = sched_next_step_at(s, j);
-	}
+	j->due_next_step = -1; /* a final outcome leaves the due row where the reminder's creation put it */
 	if (r->outcome == GW_OK) {
 		j->state = "sent";
 		st->sent++;

@@ -6,17 +6,18 @@
 #include "payremind/log.h"
 #include "payremind/store.h"
 
-/* Claim: lock up to $2 rows due by $4, lease them to $1 until now() + $3 s, and return what the
+/* Claim: lock up to $2 rows due by $4 that nobody holds, lease them to $1 until now() + $3 s (in columns
+ * no index covers: a HOT update), and return what the
  * policy and the template need, with the number's contacts (sent in the last 7 days, or in progress:
  * a queued retry may go out at any moment) and the step's existing reminder. */
 static const char store_sql_claim[] =
     "WITH c AS ("
     " SELECT id, next_at FROM payremind.due_accounts"
-    "  WHERE next_at <= to_timestamp($4::float8)"
+    "  WHERE next_at <= to_timestamp($4::float8) AND (lease_until IS NULL OR lease_until < now())"
     "  ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED),"
     " u AS ("
     " UPDATE payremind.due_accounts d"
-    "    SET next_at = now() + make_interval(secs => $3::int), lease_owner = $1::uuid"
+    "    SET lease_owner = $1::uuid, lease_until = now() + make_interval(secs => $3::int)"
     "   FROM c WHERE d.id = c.id"
     " RETURNING d.id, d.next_step, d.msisdn, d.language, d.region, d.time_zone,"
     "  d.due_date - DATE '1970-01-01', coalesce(d.notice_sent_on - DATE '1970-01-01', -2147483648),"
@@ -33,9 +34,12 @@ static const char store_sql_claim[] =
 /* oldest first: it wins a gap against a twin on one number */ /* oldest first: it wins a gap against a twin on one number */
 
 /* Create the reminder and its token in one statement (one transaction); a queued retry of the same
- * step is re-leased instead, keeping its id (the Idempotency-Key) and its token. */
+ * step is re-leased instead, keeping its id (the Idempotency-Key) and its token. The due row moves on
+ * to its next step at the same time ($9: when that step is due), so a sent reminder needs no second
+ * write of its due row. */
 static const char store_sql_prepare[] =
-    "WITH v AS (SELECT * FROM unnest($3::bigint[], $4::smallint[], $5::text[]) AS v(due_id, step, token)),"
+    "WITH v AS (SELECT * FROM unnest($3::bigint[], $4::smallint[], $5::text[], $9::float8[])"
+    "           AS v(due_id, step, token, next_at)),"
     " d AS (SELECT v.*, d.msisdn, d.language,"
     "        EXISTS (SELECT 1 FROM payremind.reminders r WHERE r.due_account_id = v.due_id AND r.step = v.step)"
     "          AS retry"
@@ -59,19 +63,24 @@ static const char store_sql_prepare[] =
     "     SET state = 'sending', attempts = r.attempts + 1, lease_owner = EXCLUDED.lease_owner,"
     "         lease_until = EXCLUDED.lease_until, next_attempt_at = NULL, updated_at = now()"
     "   WHERE r.state = 'queued'"
-    "  RETURNING r.due_account_id, r.id, r.attempts, r.link_token, r.short_code, r.xmax = 0 AS inserted),"
+    "  RETURNING r.due_account_id, r.step, r.id, r.attempts, r.link_token, r.short_code, r.xmax = 0 AS inserted),"
+    /* the due row moves on to its next step now; a retry or a rescue brings it back */
+    " nx AS ("
+    "  UPDATE payremind.due_accounts d SET next_step = up.step + 1, next_at = to_timestamp(v.next_at),"
+    "         lease_owner = NULL, lease_until = NULL"
+    "    FROM up JOIN v ON v.due_id = up.due_account_id WHERE d.id = up.due_account_id),"
     " tok AS ("
     "  INSERT INTO payremind.payment_tokens (token_hash, reminder_id, expires_at)"
     "  SELECT sha256(convert_to(up.link_token, 'UTF8')), up.id, now() + make_interval(hours => $7::int)"
     "    FROM up WHERE up.inserted)"
-    " SELECT due_account_id, id, attempts, link_token, short_code FROM up";
+    " SELECT due_account_id, step, id, attempts, link_token, short_code FROM up";
 
 static const char store_sql_release[] =
     "WITH u AS (SELECT * FROM unnest($2::bigint[], $3::float8[], $4::text[], $5::smallint[])"
     "           AS u(id, next_at, cancel, next_step)),"
     " rel AS ("
     "  UPDATE payremind.due_accounts d"
-    "     SET next_at = to_timestamp(u.next_at), next_step = u.next_step, lease_owner = NULL"
+    "     SET next_at = to_timestamp(u.next_at), next_step = u.next_step, lease_owner = NULL, lease_until = NULL"
     "    FROM u WHERE d.id = u.id AND d.lease_owner = $1::uuid"
     "  RETURNING d.id, d.next_step, u.cancel)"
     " UPDATE payremind.reminders r"
@@ -97,11 +106,12 @@ static const char store_sql_record[] =
     "         link_token = CASE WHEN u.state = 'queued' THEN r.link_token END,"
     "         lease_owner = NULL, lease_until = NULL, updated_at = now()"
     "    FROM u WHERE r.id = u.id AND r.attempts = u.attempts AND r.lease_owner = $1::uuid"
-    "  RETURNING r.due_account_id, u.due_next_at, u.due_next_step),"
+    "  RETURNING r.due_account_id, r.step, u.due_next_at, u.due_next_step),"
     " due AS ("
     "  UPDATE payremind.due_accounts d"
-    "     SET next_at = to_timestamp(rem.due_next_at), next_step = rem.due_next_step, lease_owner = NULL"
-    "    FROM rem WHERE d.id = rem.due_account_id AND d.lease_owner = $1::uuid RETURNING 1)"
+    "     SET next_at = to_timestamp(rem.due_next_at), next_step = rem.due_next_step"
+    "    FROM rem WHERE rem.due_next_step >= 0 AND d.id = rem.due_account_id AND d.next_step = rem.step + 1"
+    "  RETURNING 1)"
     " SELECT (SELECT count(*) FROM rem), (SELECT count(*) FROM due)";
 
 static const char store_sql_rescue[] =
@@ -125,12 +135,11 @@ static const char store_sql_rescue[] =
     "         lease_until = NULL, updated_at = now()"
     "    FROM l WHERE l.got AND p.state = 'sending' AND p.lease_until < now()"
     "  RETURNING 1)"
-    " UPDATE payremind.due_accounts d"
-    "    SET next_at = now(), lease_owner = NULL,"
-    "        next_step = CASE WHEN r.state = 'unknown' THEN r.step + 1 ELSE r.step END"
-    "   FROM r WHERE d.id = r.due_account_id AND d.next_step = r.step";
+    " UPDATE payremind.due_accounts d SET next_at = now(), next_step = r.step, lease_owner = NULL, lease_until = NULL"
+    "   FROM r WHERE r.state = 'queued' AND d.id = r.due_account_id AND d.next_step = r.step + 1";
 
-/* Register or refresh this daemon; answer how many daemons are live (itself included) and the queue. */
+/* Register or refresh this daemon; answer how many daemons are live (itself included) and, when $6,
+ * the queue (a scan of reminders: no index may cover state, see sql/006). */
 static const char store_sql_heartbeat[] =
     "WITH hb AS ("
     "  INSERT INTO payremind.instances AS i (id, hostname, pid, version, status)"
@@ -139,9 +148,9 @@ static const char store_sql_heartbeat[] =
     " SELECT 1 + (SELECT count(*) FROM payremind.instances"
     "              WHERE stopped_at IS NULL AND heartbeat_at > now() - interval '20 seconds'"
     "                AND id <> $1::uuid),"
-    "  (SELECT count(*) FROM payremind.reminders WHERE state = 'queued'),"
-    "  (SELECT count(*) FROM payremind.reminders WHERE state = 'sending'),"
-    "  (SELECT count(*) FROM payremind.reminders WHERE state = 'unknown'),"
+    "  CASE WHEN $6::bool THEN (SELECT count(*) FROM payremind.reminders WHERE state = 'queued') END,"
+    "  CASE WHEN $6::bool THEN (SELECT count(*) FROM payremind.reminders WHERE state = 'sending') END,"
+    "  CASE WHEN $6::bool THEN (SELECT count(*) FROM payremind.reminders WHERE state = 'unknown') END,"
     "  (SELECT count(*) FROM hb)";
 
 static const char store_sql_instance_stop[] =
@@ -388,15 +397,16 @@ int
 store_prepare(struct db *db, const char *owner, const struct conf *conf, struct job *const *jobs, int n,
     db_cb cb, void *arg)
 {
-	struct pgarr ids = { 0 }, steps = { 0 }, toks = { 0 };
+	struct pgarr ids = { 0 }, steps = { 0 }, toks = { 0 }, next = { 0 };
 	char lease[16], ttl[16], gap[16];
-	const char *v[8];
+	const char *v[9];
 	int i, rc;
 
 	for (i = 0; i < n; i++) {
 		pgarr_int(&ids, jobs[i]->due_id);
 		pgarr_int(&steps, jobs[i]->step);
 		pgarr_text(&toks, jobs[i]->token);
+		pgarr_time(&next, jobs[i]->due_next_at);
 	}
 	snprintf(lease, sizeof(lease), "%d", conf->schedule.lease_s);
 	snprintf(ttl, sizeof(ttl), "%d", conf->token.ttl_hours);
@@ -409,10 +419,12 @@ store_prepare(struct db *db, const char *owner, const struct conf *conf, struct 
 	v[5] = conf->short_code;
 	v[6] = ttl;
 	v[7] = gap;
-	rc = db_query(db, "prepare", 8, v, cb, arg);
+	v[8] = pgarr_end(&next);
+	rc = db_query(db, "prepare", 9, v, cb, arg);
 	free(ids.buf);
 	free(steps.buf);
 	free(toks.buf);
+	free(next.buf);
 	return rc;
 }
 
@@ -501,14 +513,14 @@ store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb cb, v
 }
 
 int
-store_heartbeat(
-    struct db *db, const char *owner, const char *hostname, int pid, const char *status, db_cb cb, void *arg)
+store_heartbeat(struct db *db, const char *owner, const char *hostname, int pid, const char *status,
+    int count, db_cb cb, void *arg)
 {
 	char p[16];
-	const char *v[5] = { owner, hostname, p, PAYREMIND_VERSION, status };
+	const char *v[6] = { owner, hostname, p, PAYREMIND_VERSION, status, count ? "true" : "false" };
 
 	snprintf(p, sizeof(p), "%d", pid);
-	return db_query(db, "heartbeat", 5, v, cb, arg);
+	return db_query(db, "heartbeat", 6, v, cb, arg);
 }
 
 void

@@ -14,7 +14,6 @@
 #include "payremind/loop.h"
 #include "payremind/store.h"
 #include "payremind/token.h"
-#include "payremind/tz.h"
 
 /* One prepare (and then record) call: its jobs sorted by due_id, to match the result rows. */
 struct dbl_call {
@@ -84,19 +83,14 @@ dbl_fail(struct dbl *d, const char *what, const PGresult *res)
 	d->failed = 1;
 }
 
-/* What the daemon computes for a reminder the gateway took: the next step's local midnight, as
- * sched_next_step_at does (0 parks the row after the last step). */
+/* What the daemon computes for a reminder it creates: the next step's local midnight (0 parks the row
+ * after the last step). */
 static double
 dbl_next_step_at(const struct dbl *d, const struct job *j)
 {
-	const struct policy_rules *r = &d->conf->rules;
-	struct tz_local lt = { 0 };
 	int64_t t;
 
-	if (j->step + 1 >= r->noffsets)
-		return 0;
-	tz_civil_from_days(j->due_date + r->offsets_days[j->step + 1], &lt.year, &lt.month, &lt.day);
-	if (tz_from_local(j->time_zone, &lt, &t) == -1)
+	if (policy_step_at(&d->conf->rules, j->due_date, j->time_zone, j->step + 1, &t) == -1)
 		return dbl_now() + 3600;
 	return (double)t;
 }
@@ -111,8 +105,7 @@ dbl_fake_sent(struct dbl *d, struct job *j)
 	snprintf(j->result.message_id, sizeof(j->result.message_id), "dbl-%ld", ++d->gw_seq);
 	j->state = "sent";
 	j->next_attempt_at = 0;
-	j->due_next_step = j->step + 1;
-	j->due_next_at = dbl_next_step_at(d, j);
+	j->due_next_step = -1; /* a final outcome leaves the due row where the creation put it */
 	j->attempts_delta = 0;
 }
 
@@ -167,9 +160,9 @@ dbl_prepare_cb(PGresult *res, void *arg)
 	for (i = 0; i < PQntuples(res); i++) {
 		if ((j = dbl_find(c, strtoll(PQgetvalue(res, i, 0), NULL, 10))) == NULL)
 			continue;
-		snprintf(j->rem_id, sizeof(j->rem_id), "%s", PQgetvalue(res, i, 1));
-		j->attempts = atoi(PQgetvalue(res, i, 2));
-		snprintf(j->short_code, sizeof(j->short_code), "%s", PQgetvalue(res, i, 4));
+		snprintf(j->rem_id, sizeof(j->rem_id), "%s", PQgetvalue(res, i, 2));
+		j->attempts = atoi(PQgetvalue(res, i, 3));
+		snprintf(j->short_code, sizeof(j->short_code), "%s", PQgetvalue(res, i, 5));
 		dbl_fake_sent(d, j);
 	}
 	if (PQntuples(res) != c->n)
@@ -211,6 +204,7 @@ dbl_claim_cb(PGresult *res, void *arg)
 		if (store_claim_row(res, i, c->jobs[i]) == -1)
 			log_warnx("claim: malformed row %d", i);
 		token_generate(c->jobs[i]->token);
+		c->jobs[i]->due_next_at = dbl_next_step_at(d, c->jobs[i]);
 	}
 	qsort(c->jobs, (size_t)c->n, sizeof(*c->jobs), dbl_cmp_job);
 	if (n == 0 || store_prepare(d->db, d->owner, d->conf, c->jobs, c->n, dbl_prepare_cb, c) == -1) {

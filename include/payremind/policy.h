@@ -82,6 +82,10 @@ const struct policy_region *policy_region_find(const struct policy_rules *rules,
 int policy_decide(const struct policy_rules *rules, const struct policy_row *row,
     const struct policy_history *hist, int64_t now, struct policy_decision *out)
     __attribute__((warn_unused_result));
+/* The instant reminder `step` of a row becomes due: local midnight of due_date + offsets_days[step] in
+ * zone. 0 with *at = 0 when there is no such step (the row is done), -1 for an unknown zone. */
+int policy_step_at(const struct policy_rules *rules, int32_t due_date, const char *zone, int step,
+    int64_t *at) __attribute__((warn_unused_result));
 /* "send", or the SPEC §7 reason: settled, held, opted_out, unknown_region, schedule, notice, holiday,
  * window, cap, gap. */
 const char *policy_reason_to_text(enum policy_reason reason);

@@ -57,15 +57,16 @@ int store_claim_row(const PGresult *res, int i, struct job *job) __attribute__((
 /* Create (or re-lease, for a queued retry) the reminder and its token for each job, in one statement,
  * from conf's short code with its lease, token lifetime and gap (a new reminder takes its number's row of
  * the contact ledger: a number another daemon contacted within schedule.min_gap_hours is left out).
- * The result rows: due_account_id, id, attempts, link_token, short_code. */
+ * Each created reminder's due row moves on to step + 1, due at job->due_next_at (0 = park).
+ * The result rows: due_account_id, step, id, attempts, link_token, short_code. */
 int store_prepare(struct db *db, const char *owner, const struct conf *conf, struct job *const *jobs, int n,
     db_cb cb, void *arg) __attribute__((warn_unused_result));
 /* Give claimed rows back: next_at = job->due_next_at (0 = park), next_step = job->due_next_step; cancel
- * a queued reminder of the step
- * when job->state is "cancelled" (last_error = job->result.error). */
+ * a queued reminder of the step when job->state is "cancelled" (last_error = job->result.error). */
 int store_release(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
-/* Record outcomes: each reminder (fenced on id + attempts + owner) and its due row. */
+/* Record outcomes: each reminder (fenced on id + attempts + owner) and, when job->due_next_step >= 0 (a
+ * retry, or a reminder handed back), its due row, which the reminder's creation had moved on. */
 int store_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
 /* Reminders left in `sending` by a daemon whose lease expired: back to queued with the same key when the
@@ -76,9 +77,9 @@ int store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb c
     __attribute__((warn_unused_result));
 
 /* Register or refresh this daemon in payremind.instances with its status line. The result row: live
- * daemons (itself included), queued, sending and unknown reminders. */
+ * daemons (itself included), then with count the queued, sending and unknown reminders (else NULLs). */
 int store_heartbeat(struct db *db, const char *owner, const char *hostname, int pid, const char *status,
-    db_cb cb, void *arg) __attribute__((warn_unused_result));
+    int count, db_cb cb, void *arg) __attribute__((warn_unused_result));
 /* Mark this daemon stopped (synchronously, once the loop has ended). */
 void store_instance_stop(struct db *db, const char *owner);
 /* Take every open operator batch request; result rows: id. */

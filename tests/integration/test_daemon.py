@@ -143,8 +143,8 @@ def test_batch_request_is_picked_and_answered(ctx):
     db = ctx.db
     conf = write_conf(ctx.tmp, db, gw.url, schedule={"poll_interval_s": 3600})
     p = ctx.spawn(daemon_cmd(conf))
-    wait_until(lambda: db.one("SELECT count(*) FROM payremind.instances") == 1, what="daemon up")
-    time.sleep(0.5)  # the start-up batch found nothing
+    wait_until(lambda: db.one("SELECT count(*) FROM payremind.instances WHERE last_batch_at IS NOT NULL") == 1,
+               what="the start-up batch over")
     for i in range(3):
         db.add_due(f"Q-{i}", f"+1514777{i:04d}")
     rid = db.one("INSERT INTO payremind.batch_requests DEFAULT VALUES RETURNING id")

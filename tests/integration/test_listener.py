@@ -396,6 +396,24 @@ def test_twilio_dlrs_by_message_sid_and_21610_opts_the_number_out(ctx):
     assert dlr("SM" + "9" * 32, "delivered")[0] == 404
 
 
+def test_twilio_dlrs_find_the_reminder_named_in_the_callback_url(ctx):
+    db = ctx.db
+    sid = "SM" + "4" * 32
+    rid = add_reminder(db, A, "sent", gateway_message_id=sid)
+    ln = listener(ctx, twilio=True)
+    # The StatusCallback the daemon gives Twilio names the reminder; the signature covers that URL.
+    path = f"/v1/dlr/twilio?ref={rid}"
+    status, _, body = ln.twilio(path, dict(MessageSid=sid, MessageStatus="delivered", AccountSid=TWILIO_SID))
+    assert (status, body) == (200, "delivered\n")
+    assert reminder(db, rid, "state") == "delivered"
+    assert db.one("SELECT message_ref FROM payremind.dlr_events") == str(rid)
+    # A reference to no reminder is unknown, whatever the sid.
+    other = "00000000-0000-4000-8000-000000000000"
+    status = ln.twilio(f"/v1/dlr/twilio?ref={other}", dict(MessageSid=sid, MessageStatus="failed",
+                                                          AccountSid=TWILIO_SID))[0]
+    assert status == 404
+
+
 def test_a_report_arriving_while_sending_applies_when_the_send_is_recorded(ctx):
     db = ctx.db
     r1 = add_reminder(db, A, "sending")

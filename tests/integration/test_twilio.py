@@ -66,7 +66,9 @@ def test_201_is_sent_from_an_approved_short_code_with_the_sid_recorded(ctx):
         assert req["auth_ok"] and req["status"] == 201, req
         assert sorted(req["form"]) == ["Body", "From", "StatusCallback", "To"], req["form"]
         assert req["form"]["From"] == short_code and req["form"]["To"] == msisdn, req["form"]
-        assert req["form"]["StatusCallback"] == CALLBACK, req["form"]
+        # The callback names the reminder, so its status reports find it by key.
+        rid = db.one("SELECT id::text FROM payremind.reminders WHERE msisdn = %s", req["form"]["To"])
+        assert req["form"]["StatusCallback"] == f"{CALLBACK}?ref={rid}", req["form"]
         assert ("ARRET" if lang == "fr" else "STOP") in req["form"]["Body"], req["form"]["Body"]
         [msg] = fake.created()
         assert re.fullmatch(r"SM[0-9a-f]{32}", msg["sid"]) and req["sid"] == msg["sid"], msg

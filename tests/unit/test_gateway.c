@@ -288,7 +288,7 @@ test_twilio_request_posts_form_with_basic_auth_under_account_path(void **state)
 		assert_int_equal(req.post, 1);
 		assert_string_equal(req.body,
 		    "To=%2B15145550123&From=27022&Body=Re%C3%A7u%20%C3%A0%20100%25"
-		    "&StatusCallback=http%3A%2F%2F127.0.0.1%3A8787%2Fv1%2Fdlr%2Ftwilio");
+		    "&StatusCallback=http%3A%2F%2F127.0.0.1%3A8787%2Fv1%2Fdlr%2Ftwilio%3Fref%3D" RID);
 		assert_int_equal(req.body_len, strlen(req.body));
 		assert_int_equal(req.nheaders, 2);
 		assert_string_equal(header(&req, "Content-Type"), "application/x-www-form-urlencoded");

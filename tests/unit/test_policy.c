@@ -607,6 +607,51 @@ decide_agrees_with_spec_across_dst_weekends(void **state)
 	prop_assert_stats(&st, 0);
 }
 
+/* When step k becomes due: local midnight of due_date + offsets_days[k], across a DST change too. */
+static void
+step_at_is_local_midnight_of_due_date_plus_offset(void **state)
+{
+	static const struct {
+		const char *zone;
+		int y, m, d; /* due date */
+		int step;
+		int rc;
+		const char *want; /* local midnight "YYYY-MM-DD" in zone, NULL for no such step */
+	} cases[] = {
+		{ "America/Toronto", 2026, 11, 20, 0, 0, "2026-11-21" },
+		{ "America/Toronto", 2026, 11, 20, 1, 0, "2026-11-27" },
+		{ "America/Toronto", 2026, 11, 20, 2, 0, "2026-12-04" },
+		{ "America/Toronto", 2026, 11, 20, 3, 0, NULL },
+		{ "America/Vancouver", 2027, 3, 7, 1, 0, "2027-03-14" }, /* the night DST starts */
+		{ "America/Toronto", 2027, 10, 31, 1, 0, "2027-11-07" }, /* the night DST ends */
+		{ "Mars/Olympus", 2026, 11, 20, 0, -1, NULL },
+	};
+	struct policy_rules r;
+	size_t i;
+
+	(void)state;
+	policy_defaults(&r);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int64_t at = -1;
+		int rc = policy_step_at(&r, tz_days_from_civil(cases[i].y, cases[i].m, cases[i].d),
+		    cases[i].zone, cases[i].step, &at);
+
+		assert_int_equal(rc, cases[i].rc);
+		if (cases[i].want == NULL) {
+			if (rc == 0)
+				assert_int_equal(at, 0);
+			continue;
+		}
+		struct tz_local lt;
+		char got[16];
+
+		assert_int_equal(tz_to_local(cases[i].zone, at, &lt), 0);
+		snprintf(got, sizeof(got), "%04d-%02d-%02d", lt.year, lt.month, lt.day);
+		assert_string_equal(got, cases[i].want);
+		assert_int_equal(lt.hour * 3600 + lt.minute * 60 + lt.second, 0);
+	}
+}
+
 int
 main(void)
 {
@@ -616,6 +661,7 @@ main(void)
 		cmocka_unit_test(decide_applies_each_rule_in_order_with_next_at),
 		cmocka_unit_test(decide_uses_local_time_across_dst_changes),
 		cmocka_unit_test(unknown_zone_fails_unless_the_row_is_final),
+		cmocka_unit_test(step_at_is_local_midnight_of_due_date_plus_offset),
 		cmocka_unit_test(decide_agrees_with_spec_at_random_instants),
 		cmocka_unit_test(decide_agrees_with_spec_across_dst_weekends),
 	};
