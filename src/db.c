@@ -130,13 +130,11 @@ db_connect(struct db *db, char *err, size_t errlen)
 		db_disconnect(db);
 		return -1;
 	}
-	/* Every statement of the daemon reaches its rows by key (ids from arrays, the claim and lease
-	 * indexes). Statistics lag behind a nightly load, and a planner that believes "lease_owner = X" is
-	 * one row walks the whole table on every batch: forbid table scans and hash joins, and plan each
-	 * statement for its actual arrays (a generic plan guesses 10 rows for unnest()). */
-	res = PQexec(db->conn,
-	    "SET plan_cache_mode = force_custom_plan; SET enable_seqscan = off;"
-	    " SET enable_hashjoin = off; SET enable_mergejoin = off");
+	/* Every statement of the daemon reaches its rows by key (ids from arrays, the claim index).
+	 * Statistics lag behind a nightly load, and a planner that believes "lease_owner = X" is one row
+	 * walks the whole table on every batch: forbid table scans, and plan each statement for its actual
+	 * arrays (a generic plan guesses 10 rows for unnest()). */
+	res = PQexec(db->conn, "SET plan_cache_mode = force_custom_plan; SET enable_seqscan = off");
 	PQclear(res);
 	for (i = 0; i < db->nchans; i++) {
 		char sql[128];
