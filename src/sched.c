@@ -488,6 +488,7 @@ sched_claim_cb(PGresult *res, void *arg)
 			log_warnx("claim: malformed history for due row %lld", (long long)j->due_id);
 		if (sched_decide(s, j, now)) {
 			token_generate(j->token);
+			token_uuid7((int64_t)(now * 1000), j->rem_id);
 			send->jobs[send->n++] = j;
 		} else
 			skip->jobs[skip->n++] = j;

@@ -38,8 +38,8 @@ static const char store_sql_claim[] =
  * to its next step at the same time ($9: when that step is due), so a sent reminder needs no second
  * write of its due row. */
 static const char store_sql_prepare[] =
-    "WITH v AS (SELECT * FROM unnest($3::bigint[], $4::smallint[], $5::text[], $9::float8[])"
-    "           AS v(due_id, step, token, next_at)),"
+    "WITH v AS (SELECT * FROM unnest($3::bigint[], $4::smallint[], $5::text[], $9::float8[], $10::uuid[])"
+    "           AS v(due_id, step, token, next_at, rid)),"
     " d AS (SELECT v.*, d.msisdn, d.language,"
     "        EXISTS (SELECT 1 FROM payremind.reminders r WHERE r.due_account_id = v.due_id AND r.step = v.step)"
     "          AS retry"
@@ -52,10 +52,10 @@ static const char store_sql_prepare[] =
     "   WHERE c.last_at <= now() - make_interval(hours => $8::int)"
     "  RETURNING msisdn),"
     " up AS ("
-    "  INSERT INTO payremind.reminders AS r (due_account_id, step, msisdn, short_code, language, state,"
+    "  INSERT INTO payremind.reminders AS r (id, due_account_id, step, msisdn, short_code, language, state,"
     "         attempts, lease_owner, lease_until, link_token)"
-    "  SELECT DISTINCT ON (d.msisdn, CASE WHEN d.retry THEN d.due_id END) d.due_id, d.step, d.msisdn, $6,"
-    "         d.language,"
+    "  SELECT DISTINCT ON (d.msisdn, CASE WHEN d.retry THEN d.due_id END) d.rid, d.due_id, d.step, d.msisdn,"
+    "         $6, d.language,"
     "         'sending', 1, $1::uuid, now() + make_interval(secs => $2::int), d.token"
     "    FROM d WHERE d.retry OR d.msisdn IN (SELECT msisdn FROM gate)"
     "   ORDER BY d.msisdn, CASE WHEN d.retry THEN d.due_id END, d.due_id"
@@ -397,9 +397,9 @@ int
 store_prepare(struct db *db, const char *owner, const struct conf *conf, struct job *const *jobs, int n,
     db_cb cb, void *arg)
 {
-	struct pgarr ids = { 0 }, steps = { 0 }, toks = { 0 }, next = { 0 };
+	struct pgarr ids = { 0 }, steps = { 0 }, toks = { 0 }, next = { 0 }, rids = { 0 };
 	char lease[16], ttl[16], gap[16];
-	const char *v[9];
+	const char *v[10];
 	int i, rc;
 
 	for (i = 0; i < n; i++) {
@@ -407,6 +407,7 @@ store_prepare(struct db *db, const char *owner, const struct conf *conf, struct 
 		pgarr_int(&steps, jobs[i]->step);
 		pgarr_text(&toks, jobs[i]->token);
 		pgarr_time(&next, jobs[i]->due_next_at);
+		pgarr_text(&rids, jobs[i]->rem_id);
 	}
 	snprintf(lease, sizeof(lease), "%d", conf->schedule.lease_s);
 	snprintf(ttl, sizeof(ttl), "%d", conf->token.ttl_hours);
@@ -420,11 +421,13 @@ store_prepare(struct db *db, const char *owner, const struct conf *conf, struct 
 	v[6] = ttl;
 	v[7] = gap;
 	v[8] = pgarr_end(&next);
-	rc = db_query(db, "prepare", 9, v, cb, arg);
+	v[9] = pgarr_end(&rids);
+	rc = db_query(db, "prepare", 10, v, cb, arg);
 	free(ids.buf);
 	free(steps.buf);
 	free(toks.buf);
 	free(next.buf);
+	free(rids.buf);
 	return rc;
 }
 

@@ -53,3 +53,17 @@ token_is_valid(const char *s)
 {
 	return s != NULL && strlen(s) == TOKEN_LEN && strspn(s, token_alphabet) == TOKEN_LEN;
 }
+
+void
+token_uuid7(int64_t unix_ms, char out[37])
+{
+	uuid_t u;
+	int i;
+
+	uuid_generate_random(u);
+	for (i = 0; i < 6; i++)
+		u[i] = (unsigned char)((uint64_t)unix_ms >> (8 * (5 - i)));
+	u[6] = (unsigned char)(0x70 | (u[6] & 0x0f)); /* version 7 */
+	u[8] = (unsigned char)(0x80 | (u[8] & 0x3f)); /* RFC 4122 variant */
+	uuid_unparse_lower(u, out);
+}

@@ -204,6 +204,7 @@ dbl_claim_cb(PGresult *res, void *arg)
 		if (store_claim_row(res, i, c->jobs[i]) == -1)
 			log_warnx("claim: malformed row %d", i);
 		token_generate(c->jobs[i]->token);
+		token_uuid7((int64_t)(dbl_now() * 1000), c->jobs[i]->rem_id);
 		c->jobs[i]->due_next_at = dbl_next_step_at(d, c->jobs[i]);
 	}
 	qsort(c->jobs, (size_t)c->n, sizeof(*c->jobs), dbl_cmp_job);

@@ -57,6 +57,7 @@ int store_claim_row(const PGresult *res, int i, struct job *job) __attribute__((
 /* Create (or re-lease, for a queued retry) the reminder and its token for each job, in one statement,
  * from conf's short code with its lease, token lifetime and gap (a new reminder takes its number's row of
  * the contact ledger: a number another daemon contacted within schedule.min_gap_hours is left out).
+ * A new reminder gets the id job->rem_id (token_uuid7); a re-leased one keeps its own.
  * Each created reminder's due row moves on to step + 1, due at job->due_next_at (0 = park).
  * The result rows: due_account_id, step, id, attempts, link_token, short_code. */
 int store_prepare(struct db *db, const char *owner, const struct conf *conf, struct job *const *jobs, int n,

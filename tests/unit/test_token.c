@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <uuid/uuid.h>
 
 #include "payremind/token.h"
 
@@ -136,6 +137,33 @@ generate_makes_valid_distinct_tokens(void **state)
 	free(tokens);
 }
 
+/* Reminder ids: valid version-7 UUIDs whose text sorts by their millisecond, and never repeat. */
+static void
+uuid7_is_time_ordered_and_distinct(void **state)
+{
+	static const int64_t times[] = { 0, 1, 1000, 1795000000000LL, 1795000000001LL, 281474976710655LL };
+	char prev[37] = "", cur[37], same[37];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+		uuid_t u;
+
+		token_uuid7(times[i], cur);
+		assert_int_equal(strlen(cur), 36);
+		assert_int_equal(uuid_parse(cur, u), 0);
+		assert_int_equal(u[6] >> 4, 7); /* version */
+		assert_int_equal(u[8] >> 6, 2); /* variant 10 */
+		assert_int_equal(((int64_t)u[0] << 40 | (int64_t)u[1] << 32 | (int64_t)u[2] << 24 |
+		                     (int64_t)u[3] << 16 | (int64_t)u[4] << 8 | u[5]),
+		    times[i]);
+		assert_true(strcmp(prev, cur) < 0); /* a later millisecond sorts after */
+		token_uuid7(times[i], same);
+		assert_string_not_equal(cur, same); /* the same millisecond twice: still distinct */
+		memcpy(prev, strcmp(cur, same) > 0 ? cur : same, sizeof(prev));
+	}
+}
+
 int
 main(void)
 {
@@ -144,6 +172,7 @@ main(void)
 		cmocka_unit_test(base64url_needs_room_for_text_and_nul_only),
 		cmocka_unit_test(is_valid_accepts_exactly_22_base64url_characters),
 		cmocka_unit_test(generate_makes_valid_distinct_tokens),
+		cmocka_unit_test(uuid7_is_time_ordered_and_distinct),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
