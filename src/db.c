@@ -133,8 +133,10 @@ db_connect(struct db *db, char *err, size_t errlen)
 	/* Every statement of the daemon reaches its rows by key (ids from arrays, the claim index).
 	 * Statistics lag behind a nightly load, and a planner that believes "lease_owner = X" is one row
 	 * walks the whole table on every batch: forbid table scans, and plan each statement for its actual
-	 * arrays (a generic plan guesses 10 rows for unnest()). */
-	res = PQexec(db->conn, "SET plan_cache_mode = force_custom_plan; SET enable_seqscan = off");
+	 * arrays (a generic plan guesses 10 rows for unnest()). With table scans priced out, JIT would
+	 * compile the occasional scan (rescue, retention) for longer than it runs: no JIT. */
+	res = PQexec(
+	    db->conn, "SET plan_cache_mode = force_custom_plan; SET enable_seqscan = off; SET jit = off");
 	PQclear(res);
 	for (i = 0; i < db->nchans; i++) {
 		char sql[128];

@@ -209,9 +209,12 @@ static const char *const store_sql_purge[] = {
 	STORE_PURGE("payment_tokens", "token_hash",
 	    "coalesce(t.redeemed_at, t.expires_at) < now() - make_interval(days => $1::int)"),
 	/* reminders (with their tokens and delivery reports) of rows settled that long ago */
-	STORE_PURGE("reminders", "id",
-	    "t.due_account_id IN (SELECT id FROM payremind.due_accounts"
-	    "  WHERE settled_at < now() - make_interval(days => $1::int))"),
+	"WITH x AS (SELECT id FROM payremind.reminders t"
+	"            WHERE pg_try_advisory_xact_lock(7202202703) AND t.due_account_id IN (SELECT id FROM"
+	"              payremind.due_accounts WHERE settled_at < now() - make_interval(days => $1::int)) LIMIT $2),"
+	" k AS (DELETE FROM payremind.payment_tokens p USING x WHERE p.reminder_id = x.id),"
+	" d AS (DELETE FROM payremind.reminders t USING x WHERE t.id = x.id RETURNING 1)"
+	" SELECT count(*) FROM d",
 	/* keyword replies and delivery reports */
 	STORE_PURGE("replies", "id",
 	    "t.created_at < now() - make_interval(days => $1::int) AND t.state NOT IN ('queued', 'sending')"),
