@@ -6,6 +6,7 @@ set(i 0)
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME_WE)
   string(REGEX MATCH "^[0-9]+" version "${name}")
+  math(EXPR version "${version}")  # decimal: "008" is not an octal literal in C
   file(READ ${f} hex HEX)
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
   string(APPEND out "static const char sql_${i}[] = {${bytes}0x00};\n")

@@ -259,6 +259,19 @@ ON CONFLICT (account_ref, due_date) DO NOTHING""")
     assert db.one("SELECT count(*) FROM payremind.due_accounts WHERE account_ref = 'A-1001'") == 1
 
 
+def test_billing_deleting_a_due_row_deletes_its_reminders_and_tokens(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    gone = db.add_due("DEL-1", "+15145550091")
+    db.add_due("DEL-2", "+15145550092")
+    run_once(write_conf(ctx.tmp, db, gw.url))
+    assert db.one("SELECT count(*) FROM payremind.payment_tokens") == 2
+    db.q("DELETE FROM payremind.due_accounts WHERE id = %s", gone)
+    assert db.one("SELECT count(*) FROM payremind.reminders WHERE due_account_id = %s", gone) == 0
+    assert db.one("SELECT count(*) FROM payremind.reminders") == 1
+    assert db.one("SELECT count(*) FROM payremind.payment_tokens") == 1
+
+
 def test_sender_outside_the_short_codes_is_impossible(ctx):
     import psycopg2
     db = ctx.db
