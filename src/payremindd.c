@@ -32,6 +32,7 @@ struct daemon {
 	struct conf *conf;
 	struct loop *loop;
 	struct db *db;
+	struct db *rec; /* the scheduler's second connection, for outcomes */
 	struct sched *sched;
 	struct listener *listener; /* NULL with --once */
 	struct retention *retention;
@@ -262,7 +263,8 @@ stop_check(void *arg)
 {
 	struct daemon *d = arg;
 
-	if (sched_busy(d->sched) || retention_busy(d->retention) || db_pending(d->db) > 0) {
+	if (sched_busy(d->sched) || retention_busy(d->retention) || db_pending(d->db) > 0 ||
+	    db_pending(d->rec) > 0) {
 		loop_timer_set(d->stop_check, 20);
 		return;
 	}
@@ -428,11 +430,13 @@ start(struct daemon *d)
 		db_listen(d->db, "payremind_batch", on_notify, d);
 		db_listen(d->db, "payremind_replies", on_notify, d);
 	}
-	if (db_connect(d->db, err, sizeof(err)) == -1) {
+	d->rec = db_new(d->loop, d->conf->db_conninfo, d->conf->db_prepared);
+	store_register(d->rec);
+	if (db_connect(d->db, err, sizeof(err)) == -1 || db_connect(d->rec, err, sizeof(err)) == -1) {
 		log_warnx("database unavailable: %s; check database.conninfo in %s", err, d->conf_path);
 		exit(EX_UNAVAILABLE);
 	}
-	d->sched = sched_new(d->loop, d->db, d->conf, d->owner, batch_done, d);
+	d->sched = sched_new(d->loop, d->db, d->rec, d->conf, d->owner, batch_done, d);
 	d->retention = retention_new(d->db, d->conf);
 	if (!d->once && (d->listener = listener_start(d->conf, err, sizeof(err))) == NULL) {
 		log_warnx("listener: %s", err);
@@ -455,12 +459,13 @@ static void
 finish(struct daemon *d)
 {
 	store_instance_stop(d->db, d->owner);
-	log_info("stopped: sent=%ld failed=%ld retried=%ld unknown=%ld; %ld database round trips",
+	log_info("stopped: sent=%ld failed=%ld retried=%ld unknown=%ld; %ld + %ld database round trips",
 	    sched_totals(d->sched)->sent, sched_totals(d->sched)->failed, sched_totals(d->sched)->retried,
-	    sched_totals(d->sched)->unknown, db_round_trips(d->db));
+	    sched_totals(d->sched)->unknown, db_round_trips(d->db), db_round_trips(d->rec));
 	listener_stop(d->listener);
 	sched_free(d->sched);
 	retention_free(d->retention);
+	db_free(d->rec);
 	db_free(d->db);
 	loop_free(d->loop);
 	curl_global_cleanup();

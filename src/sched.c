@@ -50,7 +50,8 @@ struct sched_call {
 
 struct sched {
 	struct loop *loop;
-	struct db *db;
+	struct db *db;  /* claims, creations, rescue, replies */
+	struct db *rec; /* outcomes and releases: a second connection, so PostgreSQL works on both at once */
 	struct http *http;
 	const struct conf *conf;
 	const struct gw_dialect *dialect;
@@ -194,8 +195,8 @@ sched_flush_timer(void *arg)
 }
 
 struct sched *
-sched_new(struct loop *loop, struct db *db, const struct conf *conf, const char *owner, sched_done_cb done_cb,
-    void *arg)
+sched_new(struct loop *loop, struct db *db, struct db *rec, const struct conf *conf, const char *owner,
+    sched_done_cb done_cb, void *arg)
 {
 	struct sched *s = calloc(1, sizeof(*s));
 	int i;
@@ -204,6 +205,7 @@ sched_new(struct loop *loop, struct db *db, const struct conf *conf, const char 
 		fatal("sched_new");
 	s->loop = loop;
 	s->db = db;
+	s->rec = rec != NULL ? rec : db;
 	s->done_cb = done_cb;
 	s->done_arg = arg;
 	snprintf(s->owner, sizeof(s->owner), "%s", owner);
@@ -343,7 +345,7 @@ sched_release(struct sched *s, struct sched_call *c)
 		sched_call_free(c, 1);
 		return;
 	}
-	if (store_release(s->db, s->owner, c->jobs, c->n, sched_release_cb, c) == -1) {
+	if (store_release(s->rec, s->owner, c->jobs, c->n, sched_release_cb, c) == -1) {
 		log_warnx("release: database unavailable (the leases expire on their own)");
 		sched_call_free(c, 1);
 		return;
@@ -594,7 +596,7 @@ sched_outcome(struct sched *s, struct job *j)
 		j->state = "failed";
 		st->failed++;
 	}
-	if (r->opt_out && store_opt_out(s->db, j->msisdn, "gateway", NULL, NULL) == -1)
+	if (r->opt_out && store_opt_out(s->rec, j->msisdn, "gateway", NULL, NULL) == -1)
 		log_warnx("opt-out from the gateway not recorded: database unavailable");
 	sched_done_push(s, j);
 }
@@ -754,8 +756,8 @@ sched_flush_kind(struct sched *s, enum job_kind kind)
 		sched_call_free(c, 0);
 		return;
 	}
-	rc = kind == JOB_REMINDER ? store_record(s->db, s->owner, c->jobs, c->n, sched_record_cb, c)
-	                          : store_reply_record(s->db, s->owner, c->jobs, c->n, sched_record_cb, c);
+	rc = kind == JOB_REMINDER ? store_record(s->rec, s->owner, c->jobs, c->n, sched_record_cb, c)
+	                          : store_reply_record(s->rec, s->owner, c->jobs, c->n, sched_record_cb, c);
 	if (rc == -1) {
 		log_warnx("record: database unavailable: %d outcomes not recorded (rescued when their leases "
 		          "expire)",
