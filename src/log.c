@@ -1,5 +1,6 @@
 /* Logging to stderr with journald priority prefixes, and phone-number masking. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,8 @@
 
 static const char *log_progname = "payremind";
 static int log_verbose;
+static int log_is_buffered;
+static pthread_t log_loop_thread; /* the thread whose lines wait for log_flush */
 
 void
 log_init(const char *progname, int verbose)
@@ -29,6 +32,8 @@ log_vwrite(int prio, int with_errno, const char *fmt, va_list ap)
 		fprintf(stderr, "<%d>%s: %s: %s\n", prio, log_progname, msg, strerror(saved));
 	else
 		fprintf(stderr, "<%d>%s: %s\n", prio, log_progname, msg);
+	if (log_is_buffered && !pthread_equal(pthread_self(), log_loop_thread))
+		fflush(stderr); /* other threads (the listener's) have no loop iteration to wait for */
 	errno = saved;
 }
 
@@ -39,6 +44,22 @@ log_vwrite(int prio, int with_errno, const char *fmt, va_list ap)
 		log_vwrite(prio, with_errno, fmt, ap); \
 		va_end(ap);                            \
 	} while (0)
+
+void
+log_buffered(void)
+{
+	static char buf[64 * 1024];
+
+	setvbuf(stderr, buf, _IOFBF, sizeof(buf));
+	log_loop_thread = pthread_self();
+	log_is_buffered = 1;
+}
+
+void
+log_flush(void)
+{
+	fflush(stderr);
+}
 
 void
 log_warn(const char *fmt, ...)

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "payremind/log.h"
 #include "payremind/loop.h"
 
 #define LOOP_MAX_FD 65536
@@ -220,6 +221,7 @@ loop_run(struct loop *loop)
 		timeout = loop_timers_run(loop);
 		if (loop->stop)
 			break;
+		log_flush(); /* the lines of this iteration, in one write, before waiting */
 		n = epoll_wait(loop->epfd, evs, 64, timeout);
 		if (n == -1) {
 			if (errno == EINTR)

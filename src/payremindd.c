@@ -422,6 +422,7 @@ start(struct daemon *d)
 		snprintf(d->hostname, sizeof(d->hostname), "unknown");
 	if ((d->loop = loop_new()) == NULL)
 		fatal("event loop");
+	log_buffered(); /* one line per delivery attempt: written once per loop iteration */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("curl_global_init failed");
 	d->db = db_new(d->loop, d->conf->db_conninfo, d->conf->db_prepared);

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <sys/random.h>
 #include <uuid/uuid.h>
 
 #include "payremind/token.h"
@@ -60,7 +61,10 @@ token_uuid7(int64_t unix_ms, char out[37])
 	uuid_t u;
 	int i;
 
-	uuid_generate_random(u);
+	/* An id needs uniqueness, not secrecy: the kernel's bytes directly (libuuid's generator, kept for
+	 * the tokens, reseeds the C library's random() on every call). */
+	if (getrandom(u, sizeof(u), 0) != (ssize_t)sizeof(u))
+		uuid_generate_random(u);
 	for (i = 0; i < 6; i++)
 		u[i] = (unsigned char)((uint64_t)unix_ms >> (8 * (5 - i)));
 	u[6] = (unsigned char)(0x70 | (u[6] & 0x0f)); /* version 7 */

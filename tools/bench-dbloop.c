@@ -25,6 +25,7 @@ struct dbl_call {
 struct dbl {
 	struct loop *loop;
 	struct db *db;
+	struct db *rec; /* outcomes on a second connection, as the daemon does */
 	struct conf *conf;
 	char owner[40];
 	int batch;
@@ -167,7 +168,7 @@ dbl_prepare_cb(PGresult *res, void *arg)
 	}
 	if (PQntuples(res) != c->n)
 		log_warnx("prepare: %d reminders for %d claimed rows", PQntuples(res), c->n);
-	if (store_record(d->db, d->owner, c->jobs, c->n, dbl_record_cb, c) == -1) {
+	if (store_record(d->rec, d->owner, c->jobs, c->n, dbl_record_cb, c) == -1) {
 		dbl_fail(d, "record", NULL);
 		dbl_call_free(c);
 		dbl_check_end(d);
@@ -302,8 +303,10 @@ main(int argc, char **argv)
 	if ((d.loop = loop_new()) == NULL)
 		fatal("event loop");
 	d.db = db_new(d.loop, d.conf->db_conninfo, 1);
+	d.rec = db_new(d.loop, d.conf->db_conninfo, 1);
 	store_register(d.db);
-	if (db_connect(d.db, err, sizeof(err)) == -1)
+	store_register(d.rec);
+	if (db_connect(d.db, err, sizeof(err)) == -1 || db_connect(d.rec, err, sizeof(err)) == -1)
 		fatalx("database unavailable: %s", err);
 	t0 = dbl_mono();
 	d.horizon = dbl_now();
@@ -313,6 +316,7 @@ main(int argc, char **argv)
 	secs = dbl_mono() - t0;
 	printf("claimed=%ld recorded=%ld batch=%d seconds=%.3f reminders_per_s=%.0f\n", d.claimed, d.recorded,
 	    d.batch, secs, (double)d.recorded / secs);
+	db_free(d.rec);
 	db_free(d.db);
 	loop_free(d.loop);
 	conf_free(d.conf);

@@ -9,6 +9,10 @@
 
 /* Start logging as `progname`; debug lines are printed when verbose is non-zero. */
 void log_init(const char *progname, int verbose);
+/* Buffer stderr (a daemon logging thousands of lines a second); log_flush then writes them. */
+void log_buffered(void);
+/* Write out buffered lines (the event loop calls it before it waits). */
+void log_flush(void);
 /* Error with strerror(errno) appended. */
 void log_warn(const char *fmt, ...) PR_PRINTF(1, 2);
 /* Error without errno. */
