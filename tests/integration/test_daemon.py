@@ -176,9 +176,12 @@ def test_sighup_keeps_a_broken_config_and_swaps_a_good_one(ctx):
     wait_until(lambda: len(gw.accepted()) == 2, what="still sending with the old config")
     assert "ARO" in gw.accepted()[1]["text"]
     with open(conf, "w") as f:
-        f.write(good + 'templates = { en = "NEW TEMPLATE from ARO {link} Reply STOP"; };\n')
+        f.write(good.replace("lease_s = 10;", "lease_s = 30;") +
+                'templates = { en = "NEW TEMPLATE from ARO {link} Reply STOP"; };\n')
     p.send_signal(signal.SIGHUP)
     wait_until(lambda: "configuration from" in log_of(p), what="reload accepted")
+    # A key that only a restart applies is named.
+    assert "schedule.lease_s changed; that takes a restart to apply" in log_of(p), log_of(p)
     db.add_due("R-3", "+15148880003", language="en")
     wait_until(lambda: len(gw.accepted()) == 3, what="SMS after reload")
     assert gw.accepted()[2]["text"].startswith("NEW TEMPLATE from ARO https://pay.aro.ca/p/")

@@ -316,6 +316,22 @@ def test_sigterm_mid_batch_leaves_nothing_in_sending(ctx):
     assert len(got) == 200 and len({r["key"] for r in got}) == 200
 
 
+def test_a_failing_gateway_opens_the_breaker_and_sending_stops(ctx):
+    gw = ctx.sandbox("--status", "503")
+    db = ctx.db
+    for i in range(100):
+        db.add_due(f"CB-{i}", f"+1514888{i:04d}")
+    conf = write_conf(ctx.tmp, db, gw.url, gateway={"max_in_flight": 1})
+    p = run_once(conf)
+    # 20 failures in a row open the breaker: the rest are handed back untried instead of hammering it.
+    assert "circuit breaker closed -> open" in p.stderr, p.stderr
+    tried = len(gw.records())
+    assert 20 <= tried < 30, tried
+    assert db.one("SELECT count(*) FROM payremind.reminders WHERE attempts = 1") == tried
+    assert db.one("SELECT count(*) FROM payremind.reminders WHERE state = 'queued'") == \
+        db.one("SELECT count(*) FROM payremind.reminders")
+
+
 def test_refused_credentials_hold_sending_and_hand_reminders_back(ctx):
     gw = ctx.sandbox("--bearer", "right-token")
     db = ctx.db
