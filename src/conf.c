@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sysexits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1155,6 +1156,22 @@ int
 conf_load(const char *path, struct conf **out, struct conf_errors *errs)
 {
 	return conf_load_flags(path, 0, out, errs);
+}
+
+struct conf *
+conf_load_or_exit(const char *path, int flags)
+{
+	struct conf_errors errs = { 0 };
+	struct conf *conf;
+	int i;
+
+	if (conf_load_flags(path, flags, &conf, &errs) == -1) {
+		for (i = 0; i < errs.n; i++)
+			fprintf(stderr, "%s\n", errs.msgs[i]);
+		conf_errors_free(&errs);
+		exit(EX_CONFIG);
+	}
+	return conf;
 }
 
 int

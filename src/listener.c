@@ -19,6 +19,7 @@
 #include "payremind/keyword.h"
 #include "payremind/listener.h"
 #include "payremind/log.h"
+#include "payremind/loop.h"
 #include "payremind/metrics.h"
 #include "payremind/webhook.h"
 
@@ -104,15 +105,6 @@ struct listener_reply {
 
 /* The first line of a libpq message, for "%.*s". */
 #define LISTENER_LINE(msg) (int)strcspn((msg), "\n"), (msg)
-
-static long long
-listener_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void listener_text(struct listener_reply *rep, unsigned status, const char *fmt, ...) PR_PRINTF(3, 4);
 
@@ -200,7 +192,7 @@ listener_db_connect(struct listener *l, char *err, size_t errlen)
 	/* Ours first: the operator's conninfo (expanded from dbname) overrides them. */
 	static const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
 	const char *vals[] = { "5", "payremindd-listener", l->conninfo, NULL };
-	long long now = listener_now_ms();
+	long long now = loop_now_ms();
 
 	if (l->pg != NULL)
 		return 0;
@@ -215,7 +207,7 @@ listener_db_connect(struct listener *l, char *err, size_t errlen)
 	    LISTENER_LINE(l->pg ? PQerrorMessage(l->pg) : "out of memory"));
 	PQfinish(l->pg);
 	l->pg = NULL;
-	l->db_retry_at = listener_now_ms() + LISTENER_DB_RETRY_MS;
+	l->db_retry_at = loop_now_ms() + LISTENER_DB_RETRY_MS;
 	return -1;
 }
 
@@ -223,7 +215,7 @@ listener_db_connect(struct listener *l, char *err, size_t errlen)
 static enum listener_db_rc
 listener_db_wait(PGconn *pg, char *err, size_t errlen)
 {
-	long long deadline = listener_now_ms() + LISTENER_DB_TIMEOUT_MS;
+	long long deadline = loop_now_ms() + LISTENER_DB_TIMEOUT_MS;
 
 	for (;;) {
 		struct pollfd pfd = { PQsocket(pg), POLLIN, 0 };
@@ -236,7 +228,7 @@ listener_db_wait(PGconn *pg, char *err, size_t errlen)
 		}
 		if (!PQisBusy(pg))
 			return LISTENER_DB_OK;
-		if ((left = deadline - listener_now_ms()) <= 0) {
+		if ((left = deadline - loop_now_ms()) <= 0) {
 			PGcancel *cancel = PQgetCancel(pg);
 			char cerr[256];
 

@@ -15,6 +15,7 @@
 
 #include "payremind/conf.h"
 #include "payremind/log.h"
+#include "payremind/loop.h"
 #include "payremind/migrate.h"
 #include "payremind/policy.h"
 #include "payremind/tz.h"
@@ -127,15 +128,7 @@ ctl_notice(void *arg, const PGresult *res)
 static void
 ctl_connect(struct ctl *ctl)
 {
-	struct conf_errors errs = { 0 };
-	int i;
-
-	if (conf_load_flags(ctl->conf_path, CONF_NO_SECRETS, &ctl->conf, &errs) == -1) {
-		for (i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.msgs[i]);
-		conf_errors_free(&errs);
-		exit(EX_CONFIG);
-	}
+	ctl->conf = conf_load_or_exit(ctl->conf_path, CONF_NO_SECRETS);
 	ctl->conn = PQconnectdb(ctl->conf->db_conninfo);
 	if (PQstatus(ctl->conn) != CONNECTION_OK) {
 		char *msg = PQerrorMessage(ctl->conn);
@@ -236,15 +229,6 @@ ctl_json_print(json_t *root)
 {
 	json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);
-}
-
-static double
-ctl_monotonic(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void
@@ -706,7 +690,7 @@ static int
 batch_wait(struct ctl *ctl, const char *id, double timeout)
 {
 	const char *v[1] = { id };
-	double deadline = ctl_monotonic() + timeout;
+	double deadline = loop_mono_s() + timeout;
 	int picked = 0, rc = 0, w;
 	PGresult *res;
 
@@ -729,9 +713,9 @@ batch_wait(struct ctl *ctl, const char *id, double timeout)
 		}
 		if (!picked && !PQgetisnull(res, 0, 0)) {
 			picked = 1;
-			deadline = ctl_monotonic() + timeout;
+			deadline = loop_mono_s() + timeout;
 		}
-		if (ctl_monotonic() >= deadline && picked) {
+		if (loop_mono_s() >= deadline && picked) {
 			fprintf(stderr,
 			    "payremindctl batch: batch %s is still running on payremindd %s (%s) after %g s; "
 			    "see that daemon's log, or payremindctl status\n",
@@ -740,7 +724,7 @@ batch_wait(struct ctl *ctl, const char *id, double timeout)
 			return EX_UNAVAILABLE;
 		}
 		PQclear(res);
-		if (ctl_monotonic() < deadline)
+		if (loop_mono_s() < deadline)
 			continue;
 		if ((w = batch_withdraw(ctl, id, &rc)) == -1)
 			return rc;

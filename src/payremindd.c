@@ -86,16 +86,8 @@ log_templates(const struct conf *conf)
 static struct conf *
 load_conf(const char *path, int check)
 {
-	struct conf_errors errs = { 0 };
-	struct conf *conf;
-	int i;
+	struct conf *conf = conf_load_or_exit(path, 0);
 
-	if (conf_load(path, &conf, &errs) == -1) {
-		for (i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.msgs[i]);
-		conf_errors_free(&errs);
-		exit(EX_CONFIG);
-	}
 	log_templates(conf);
 	if (check) {
 		printf("configuration OK\n");

@@ -87,15 +87,6 @@ struct sched {
 
 static void sched_kick(struct sched *s);
 
-static double
-sched_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static unsigned
 sched_hash(const char *msisdn)
 {
@@ -262,7 +253,7 @@ sched_next_step_at(const struct sched *s, const struct job *j)
 	int64_t t;
 
 	if (policy_step_at(&s->conf->rules, j->due_date, j->time_zone, j->step + 1, &t) == -1)
-		return sched_now() + SCHED_REGION_RETRY_S;
+		return loop_wall_s() + SCHED_REGION_RETRY_S;
 	return (double)t;
 }
 
@@ -442,7 +433,7 @@ sched_prepare_cb(PGresult *res, void *arg)
 		snprintf(c->jobs[k]->token, sizeof(c->jobs[k]->token), "%s", PQgetvalue(res, i, 4));
 		snprintf(c->jobs[k]->short_code, sizeof(c->jobs[k]->short_code), "%s", PQgetvalue(res, i, 5));
 		if (s->stopping)
-			sched_unsend(s, c->jobs[k], sched_now());
+			sched_unsend(s, c->jobs[k], loop_wall_s());
 		else
 			sched_ready_push(s, c->jobs[k]);
 		c->jobs[k] = NULL;
@@ -451,7 +442,7 @@ sched_prepare_cb(PGresult *res, void *arg)
 		if (c->jobs[k] == NULL)
 			continue;
 		sched_pending_del(s, c->jobs[k]->msisdn);
-		c->jobs[k]->due_next_at = sched_now() + SCHED_BUSY_RETRY_S;
+		c->jobs[k]->due_next_at = loop_wall_s() + SCHED_BUSY_RETRY_S;
 		c->jobs[k]->due_next_step = c->jobs[k]->step;
 		rest->jobs[rest->n++] = c->jobs[k];
 	}
@@ -465,7 +456,7 @@ sched_claim_cb(PGresult *res, void *arg)
 {
 	struct sched *s = arg;
 	struct sched_call *send, *skip;
-	double now = sched_now();
+	double now = loop_wall_s();
 	char err[256];
 	int i, n;
 
@@ -559,7 +550,7 @@ static void
 sched_outcome(struct sched *s, struct job *j)
 {
 	const struct conf *conf = s->conf;
-	double now = sched_now();
+	double now = loop_wall_s();
 	struct gw_result *r = &j->result;
 	int retry = r->outcome == GW_TEMPFAIL || (r->outcome == GW_AMBIGUOUS && s->dialect->idempotent);
 
@@ -632,7 +623,7 @@ sched_http_cb(const struct http_result *res, void *arg)
 	else
 		s->dialect->classify(&resp, &j->result);
 	if (j->result.retry_after_ms == 0 && res->retry_after != NULL)
-		j->result.retry_after_ms = gw_parse_retry_after(res->retry_after, (int64_t)sched_now());
+		j->result.retry_after_ms = gw_parse_retry_after(res->retry_after, (int64_t)loop_wall_s());
 	sched_breaker_report(s, &j->result);
 	metrics_count_send(j->result.outcome);
 	if (res->curl_code == CURLE_OK)
@@ -669,7 +660,7 @@ sched_send(struct sched *s, struct job *j)
 	        sched_http_cb, j) == -1) {
 		breaker_cancel(&s->breaker);
 		gw_request_free(&req);
-		sched_unsend(s, j, sched_now());
+		sched_unsend(s, j, loop_wall_s());
 	}
 }
 
@@ -679,7 +670,7 @@ sched_send(struct sched *s, struct job *j)
 static void
 sched_hold(struct sched *s, int64_t wait_ms)
 {
-	double at = sched_now() + (double)wait_ms / 1000.0;
+	double at = loop_wall_s() + (double)wait_ms / 1000.0;
 	struct job *j;
 	int n = 0;
 
@@ -858,7 +849,7 @@ sched_reply_claim_cb(PGresult *res, void *arg)
 		snprintf(j->short_code, sizeof(j->short_code), "%s", PQgetvalue(res, i, 2));
 		j->attempts = atoi(PQgetvalue(res, i, 4));
 		if (s->stopping)
-			sched_unsend(s, j, sched_now());
+			sched_unsend(s, j, loop_wall_s());
 		else
 			sched_ready_push_front(s, j);
 	}
@@ -919,7 +910,7 @@ sched_batch(struct sched *s)
 	memset(&s->batch, 0, sizeof(s->batch));
 	s->active = 1;
 	s->exhausted = 0;
-	s->horizon = sched_now();
+	s->horizon = loop_wall_s();
 	s->replies_wanted = 1;
 	if (store_rescue(s->db, s->dialect->idempotent, sched_rescue_cb, s) == 0)
 		s->claiming = 1; /* the claim waits for the rescue */
@@ -935,7 +926,7 @@ sched_stop(struct sched *s)
 	s->stopping = 1;
 	loop_timer_set(s->pace, -1);
 	while ((j = sched_ready_pop(s)) != NULL)
-		sched_unsend(s, j, sched_now());
+		sched_unsend(s, j, loop_wall_s());
 	sched_kick(s);
 }
 

@@ -38,24 +38,6 @@ struct dbl {
 
 static void dbl_claim(struct dbl *d);
 
-static double
-dbl_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double
-dbl_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void
 dbl_call_free(struct dbl_call *c)
 {
@@ -92,7 +74,7 @@ dbl_next_step_at(const struct dbl *d, const struct job *j)
 	int64_t t;
 
 	if (policy_step_at(&d->conf->rules, j->due_date, j->time_zone, j->step + 1, &t) == -1)
-		return dbl_now() + 3600;
+		return loop_wall_s() + 3600;
 	return (double)t;
 }
 
@@ -205,7 +187,7 @@ dbl_claim_cb(PGresult *res, void *arg)
 		if (store_claim_row(res, i, c->jobs[i]) == -1)
 			log_warnx("claim: malformed row %d", i);
 		token_generate(c->jobs[i]->token);
-		token_uuid7((int64_t)(dbl_now() * 1000), c->jobs[i]->rem_id);
+		token_uuid7((int64_t)(loop_wall_s() * 1000), c->jobs[i]->rem_id);
 		c->jobs[i]->due_next_at = dbl_next_step_at(d, c->jobs[i]);
 	}
 	qsort(c->jobs, (size_t)c->n, sizeof(*c->jobs), dbl_cmp_job);
@@ -241,22 +223,6 @@ dbl_usage(FILE *fp)
 	    "  with payremindd's own statements and no HTTP; prints reminders/s\n");
 }
 
-static struct conf *
-dbl_load_conf(const char *path)
-{
-	struct conf_errors errs = { 0 };
-	struct conf *conf;
-	int i;
-
-	if (conf_load(path, &conf, &errs) == -1) {
-		for (i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.msgs[i]);
-		conf_errors_free(&errs);
-		exit(EX_CONFIG);
-	}
-	return conf;
-}
-
 static void
 dbl_parse(int argc, char **argv, struct dbl *d)
 {
@@ -283,7 +249,7 @@ dbl_parse(int argc, char **argv, struct dbl *d)
 		dbl_usage(stderr);
 		exit(EX_USAGE);
 	}
-	d->conf = dbl_load_conf(path);
+	d->conf = conf_load_or_exit(path, 0);
 	if (d->batch == 0)
 		d->batch = d->conf->schedule.batch_size;
 }
@@ -308,12 +274,12 @@ main(int argc, char **argv)
 	store_register(d.rec);
 	if (db_connect(d.db, err, sizeof(err)) == -1 || db_connect(d.rec, err, sizeof(err)) == -1)
 		fatalx("database unavailable: %s", err);
-	t0 = dbl_mono();
-	d.horizon = dbl_now();
+	t0 = loop_mono_s();
+	d.horizon = loop_wall_s();
 	dbl_claim(&d);
 	if (loop_run(d.loop) == -1)
 		fatal("event loop");
-	secs = dbl_mono() - t0;
+	secs = loop_mono_s() - t0;
 	printf("claimed=%ld recorded=%ld batch=%d seconds=%.3f reminders_per_s=%.0f\n", d.claimed, d.recorded,
 	    d.batch, secs, (double)d.recorded / secs);
 	db_free(d.rec);

@@ -9,6 +9,8 @@
 #include <curl/curl.h>
 #include <uuid/uuid.h>
 
+#include "payremind/loop.h"
+
 #define GWC_MAX_IN_FLIGHT 1024
 #define GWC_BODY_MAX 1024
 
@@ -44,15 +46,6 @@ gwc_usage(FILE *fp)
 	    "usage: bench-gwclient --url URL [-n REQUESTS] [-m IN_FLIGHT]\n"
 	    "  sends REQUESTS (100000) json-dialect SMS requests with unique Idempotency-Keys,\n"
 	    "  IN_FLIGHT (64) at once on kept-alive connections; prints requests/s\n");
-}
-
-static double
-gwc_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 /* Keep the start of the reply (for the first error's message); the rest is dropped. */
@@ -187,7 +180,7 @@ main(int argc, char **argv)
 	}
 	curl_multi_setopt(g.multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)g.in_flight);
 	curl_multi_setopt(g.multi, CURLMOPT_MAXCONNECTS, (long)g.in_flight);
-	t0 = gwc_now();
+	t0 = loop_mono_s();
 	for (i = 0; i < g.in_flight && g.started < g.total; i++) {
 		if ((g.slots[i].easy = curl_easy_init()) == NULL) {
 			fprintf(stderr, "bench-gwclient: curl_easy_init failed\n");
@@ -206,7 +199,7 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
-	secs = gwc_now() - t0;
+	secs = loop_mono_s() - t0;
 	printf("requests=%ld ok=%ld failed=%ld in_flight=%d seconds=%.3f requests_per_s=%.0f\n", g.total,
 	    g.ok, g.failed, g.in_flight, secs, (double)g.ok / secs);
 	for (i = 0; i < g.in_flight; i++) {

@@ -78,6 +78,8 @@ int conf_load(const char *path, struct conf **out, struct conf_errors *errs)
 /* conf_load with flags (CONF_NO_SECRETS). */
 int conf_load_flags(const char *path, int flags, struct conf **out, struct conf_errors *errs)
     __attribute__((warn_unused_result));
+/* Start-up: conf_load_flags, or print every error on stderr and exit 78 (EX_CONFIG). */
+struct conf *conf_load_or_exit(const char *path, int flags);
 /* Free a conf from conf_load (NULL is fine). */
 void conf_free(struct conf *conf);
 /* Free the messages of errs and reset it. */

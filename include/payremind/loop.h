@@ -36,5 +36,9 @@ int loop_run(struct loop *loop);
 void loop_break(struct loop *loop);
 /* Monotonic clock in milliseconds. */
 int64_t loop_now_ms(void);
+/* Monotonic clock in seconds, for durations. */
+double loop_mono_s(void);
+/* Wall clock (Unix time) in seconds, for instants stored in the database. */
+double loop_wall_s(void);
 
 #endif
