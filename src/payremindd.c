@@ -408,6 +408,11 @@ start(struct daemon *d)
 	char err[512];
 	uuid_t u;
 
+	/* The policy switches TZ from one recipient's zone to the next (tz.c). Give TZ its slot in the
+	 * environment now, before the listener's threads start: later switches then only replace its value,
+	 * never reallocate the environment under a thread reading it. */
+	if (setenv("TZ", ":UTC", 0) == -1)
+		fatal("setenv TZ");
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, d->owner);
 	if (gethostname(d->hostname, sizeof(d->hostname) - 1) == -1)
