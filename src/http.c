@@ -132,7 +132,6 @@ http_job_get(struct http *http)
 
 	if (job != NULL) {
 		http->free_jobs = job->next_free;
-		curl_easy_reset(job->easy);
 		job->body_len = 0;
 		return job;
 	}
@@ -169,7 +168,11 @@ http_submit(struct http *http, struct gw_request *req, long timeout_ms, long con
 	job->headers = curl_slist_append(job->headers, "Expect:");
 	curl_easy_setopt(e, CURLOPT_URL, job->req.url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, job->headers);
-	if (job->req.post) {
+	/* A reused handle keeps its options (no curl_easy_reset: every request sets the same ones); the
+	 * method is the one that changes. */
+	if (!job->req.post)
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	else {
 		curl_easy_setopt(e, CURLOPT_POST, 1L);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, job->req.body);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)job->req.body_len);
