@@ -50,9 +50,8 @@ struct sched_call {
 
 struct sched {
 	struct loop *loop;
-	struct db *db;  /* claims, rescue, replies */
-	struct db *rec; /* creations, outcomes and releases: a second connection, so PostgreSQL claims the
-	                   next batch while it creates the reminders of the last */
+	struct db *db;  /* claims, creations, rescue, replies */
+	struct db *rec; /* outcomes and releases: a second connection, so PostgreSQL works on both at once */
 	struct http *http;
 	const struct conf *conf;
 	const struct gw_dialect *dialect;
@@ -489,7 +488,7 @@ sched_claim_cb(PGresult *res, void *arg)
 	}
 	sched_release(s, skip);
 	if (send->n > 0 &&
-	    store_prepare(s->rec, s->owner, s->conf, send->jobs, send->n, sched_prepare_cb, send) == 0) {
+	    store_prepare(s->db, s->owner, s->conf, send->jobs, send->n, sched_prepare_cb, send) == 0) {
 		s->ncalls++;
 		s->npreparing += send->n;
 	} else {
@@ -884,10 +883,9 @@ sched_held(const struct sched *s)
 static void
 sched_kick(struct sched *s)
 {
-	/* Claim ahead: the next batch is claimed on one connection while the last is created on the other. */
-	int low = 2 *
-	    (s->conf->gateway.max_in_flight > s->conf->schedule.batch_size ? s->conf->gateway.max_in_flight
-	                                                                   : s->conf->schedule.batch_size);
+	int low = s->conf->gateway.max_in_flight > s->conf->schedule.batch_size
+	    ? s->conf->gateway.max_in_flight
+	    : s->conf->schedule.batch_size;
 
 	if (s->active && !s->exhausted && sched_held(s))
 		s->exhausted = 1; /* nothing more this batch; the next one looks again */

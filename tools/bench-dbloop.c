@@ -25,7 +25,7 @@ struct dbl_call {
 struct dbl {
 	struct loop *loop;
 	struct db *db;
-	struct db *rec; /* creations and outcomes on a second connection, as the daemon does */
+	struct db *rec; /* outcomes on a second connection, as the daemon does */
 	struct conf *conf;
 	char owner[40];
 	int batch;
@@ -191,7 +191,7 @@ dbl_claim_cb(PGresult *res, void *arg)
 		c->jobs[i]->due_next_at = dbl_next_step_at(d, c->jobs[i]);
 	}
 	qsort(c->jobs, (size_t)c->n, sizeof(*c->jobs), dbl_cmp_job);
-	if (n == 0 || store_prepare(d->rec, d->owner, d->conf, c->jobs, c->n, dbl_prepare_cb, c) == -1) {
+	if (n == 0 || store_prepare(d->db, d->owner, d->conf, c->jobs, c->n, dbl_prepare_cb, c) == -1) {
 		if (n > 0)
 			dbl_fail(d, "prepare", NULL);
 		dbl_call_free(c);

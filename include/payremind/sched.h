@@ -20,7 +20,7 @@ struct sched_stats {
 
 typedef void (*sched_done_cb)(const struct sched_stats *batch, void *arg);
 
-/* A scheduler for instance `owner` (uuid) on loop: claims go through db; creations, outcomes and
+/* A scheduler for instance `owner` (uuid) on loop: claims and creations go through db, outcomes and
  * releases through rec (a second connection; NULL: db too); done_cb runs when a batch ends. */
 struct sched *sched_new(struct loop *loop, struct db *db, struct db *rec, const struct conf *conf,
     const char *owner, sched_done_cb done_cb, void *arg);
