@@ -68,6 +68,7 @@ struct sched {
 	double horizon;
 	int ncalls; /* store calls in flight other than claims */
 	int npreparing;
+	int nmarking; /* jobs being marked 'sending', about to start (dialects without idempotency key) */
 
 	struct job *ready_head, *ready_tail; /* reminders created, waiting for pace and a slot */
 	int nready;
@@ -86,6 +87,8 @@ struct sched {
 };
 
 static void sched_kick(struct sched *s);
+static int sched_claim_limit(const struct sched *s);
+static void sched_send(struct sched *s, struct job *j);
 
 static unsigned
 sched_hash(const char *msisdn)
@@ -153,11 +156,24 @@ sched_call_new(struct sched *s, int cap)
 	return c;
 }
 
+/* The rendered text holds the payment link: wipe it once it is no longer needed. */
+static void
+sched_body_free(struct job *j)
+{
+	if (j->body != NULL) {
+		explicit_bzero(j->body, strlen(j->body));
+		free(j->body);
+		j->body = NULL;
+	}
+}
+
 static void
 sched_job_free(struct job *j)
 {
-	if (j != NULL)
+	if (j != NULL) {
 		free(j->reply_text);
+		sched_body_free(j);
+	}
 	free(j);
 }
 
@@ -408,6 +424,58 @@ sched_unsend(struct sched *s, struct job *j, double at)
 	sched_done_push(s, j);
 }
 
+/* Render the reminder's text into out. 0, or -1 with err. */
+static int
+sched_render(const struct sched *s, const struct job *j, char *out, size_t outlen, char *err, size_t errlen)
+{
+	const struct conf *conf = s->conf;
+	int fr = strcmp(j->lang, "en") != 0;
+	char link[512], *t;
+	struct template_vars vars = { link, j->amount_cents, j->currency, 0, 0, 0 };
+
+	snprintf(link, sizeof(link), "%s%s", conf->token.base_url, j->token);
+	tz_civil_from_days(j->due_date, &vars.due_year, &vars.due_month, &vars.due_day);
+	if (template_render(fr ? conf->templates.fr : conf->templates.en, fr ? "fr" : "en", &vars, out,
+	        outlen, err, errlen) == -1)
+		return -1;
+	if (conf->templates.transliterate) {
+		if ((t = gsm_transliterate(out)) == NULL) {
+			snprintf(err, errlen, "transliteration failed");
+			return -1;
+		}
+		snprintf(out, outlen, "%s", t);
+		free(t);
+	}
+	return 0;
+}
+
+/* The text of a new reminder, rendered once and stored with it; NULL when it cannot be rendered (the
+ * send then renders again and records why it failed). */
+static char *
+sched_render_new(const struct sched *s, const struct job *j)
+{
+	char text[SCHED_TEXT_MAX], err[256], *body;
+
+	if (sched_render(s, j, text, sizeof(text), err, sizeof(err)) == -1)
+		return NULL;
+	if ((body = strdup(text)) == NULL)
+		fatal("render");
+	explicit_bzero(text, sizeof(text));
+	return body;
+}
+
+/* A new reminder goes out with the text rendered for it; one re-leased for a retry with the text of its
+ * first attempt (or, created before texts were stored, rendered again from its stored token). */
+static void
+sched_prepared_body(struct job *j, const PGresult *res, int i)
+{
+	if (PQgetvalue(res, i, 7)[0] == 't')
+		return;
+	sched_body_free(j);
+	if (!PQgetisnull(res, i, 6) && (j->body = strdup(PQgetvalue(res, i, 6))) == NULL)
+		fatal("prepare");
+}
+
 static void
 sched_prepare_cb(PGresult *res, void *arg)
 {
@@ -432,6 +500,7 @@ sched_prepare_cb(PGresult *res, void *arg)
 		c->jobs[k]->attempts = atoi(PQgetvalue(res, i, 3));
 		snprintf(c->jobs[k]->token, sizeof(c->jobs[k]->token), "%s", PQgetvalue(res, i, 4));
 		snprintf(c->jobs[k]->short_code, sizeof(c->jobs[k]->short_code), "%s", PQgetvalue(res, i, 5));
+		sched_prepared_body(c->jobs[k], res, i);
 		if (s->stopping)
 			sched_unsend(s, c->jobs[k], loop_wall_s());
 		else
@@ -468,7 +537,7 @@ sched_claim_cb(PGresult *res, void *arg)
 		return;
 	}
 	n = PQntuples(res);
-	if (n < s->conf->schedule.batch_size)
+	if (n < sched_claim_limit(s))
 		s->exhausted = 1;
 	send = sched_call_new(s, n);
 	skip = sched_call_new(s, n);
@@ -482,13 +551,15 @@ sched_claim_cb(PGresult *res, void *arg)
 		if (sched_decide(s, j, now)) {
 			token_generate(j->token);
 			token_uuid7((int64_t)(now * 1000), j->rem_id);
+			j->body = sched_render_new(s, j);
 			send->jobs[send->n++] = j;
 		} else
 			skip->jobs[skip->n++] = j;
 	}
 	sched_release(s, skip);
 	if (send->n > 0 &&
-	    store_prepare(s->db, s->owner, s->conf, send->jobs, send->n, sched_prepare_cb, send) == 0) {
+	    store_prepare(s->db, s->owner, s->conf, s->dialect->idempotent, send->jobs, send->n,
+	        sched_prepare_cb, send) == 0) {
 		s->ncalls++;
 		s->npreparing += send->n;
 	} else {
@@ -497,31 +568,6 @@ sched_claim_cb(PGresult *res, void *arg)
 		sched_call_free(send, 1);
 	}
 	sched_kick(s);
-}
-
-/* Render the reminder's text into out. 0, or -1 with err. */
-static int
-sched_render(const struct sched *s, const struct job *j, char *out, size_t outlen, char *err, size_t errlen)
-{
-	const struct conf *conf = s->conf;
-	int fr = strcmp(j->lang, "en") != 0;
-	char link[512], *t;
-	struct template_vars vars = { link, j->amount_cents, j->currency, 0, 0, 0 };
-
-	snprintf(link, sizeof(link), "%s%s", conf->token.base_url, j->token);
-	tz_civil_from_days(j->due_date, &vars.due_year, &vars.due_month, &vars.due_day);
-	if (template_render(fr ? conf->templates.fr : conf->templates.en, fr ? "fr" : "en", &vars, out,
-	        outlen, err, errlen) == -1)
-		return -1;
-	if (conf->templates.transliterate) {
-		if ((t = gsm_transliterate(out)) == NULL) {
-			snprintf(err, errlen, "transliteration failed");
-			return -1;
-		}
-		snprintf(out, outlen, "%s", t);
-		free(t);
-	}
-	return 0;
 }
 
 /* One key=value line per delivery attempt; never the text, the token or the full number. */
@@ -643,7 +689,9 @@ sched_send(struct sched *s, struct job *j)
 
 	if (j->kind == JOB_REPLY)
 		m.text = j->reply_text;
-	if ((j->kind == JOB_REMINDER && sched_render(s, j, text, sizeof(text), err, sizeof(err)) == -1) ||
+	else if (j->body != NULL)
+		m.text = j->body;
+	if ((m.text == text && sched_render(s, j, text, sizeof(text), err, sizeof(err)) == -1) ||
 	    gw_build(s->dialect, s->conf, &m, &req, err, sizeof(err)) == -1) {
 		log_warnx("%s=%s: not sent: %s", j->kind == JOB_REPLY ? "reply" : "reminder", j->rem_id, err);
 		breaker_cancel(&s->breaker);
@@ -654,6 +702,8 @@ sched_send(struct sched *s, struct job *j)
 		return;
 	}
 	explicit_bzero(j->token, sizeof(j->token)); /* it lives on in the database only while needed */
+	explicit_bzero(text, sizeof(text));
+	sched_body_free(j);
 	j->ctx = s;
 	j->started_ms = loop_now_ms();
 	if (http_submit(s->http, &req, s->conf->gateway.timeout_ms, s->conf->gateway.connect_timeout_ms,
@@ -684,29 +734,104 @@ sched_hold(struct sched *s, int64_t wait_ms)
 		    "sending held for %lld ms: %d reminders handed back until then", (long long)wait_ms, n);
 }
 
+/* Drop a job whose lease passed to another daemon while it waited: that daemon sends it. */
+static void
+sched_drop(struct sched *s, struct job *j)
+{
+	log_warnx("%s=%s: not sent: its lease passed to another daemon while it waited",
+	    j->kind == JOB_REPLY ? "reply" : "reminder", j->rem_id);
+	breaker_cancel(&s->breaker);
+	if (j->kind == JOB_REMINDER)
+		sched_pending_del(s, j->msisdn);
+	sched_job_free(j);
+}
+
+static void
+sched_mark_cb(PGresult *res, void *arg)
+{
+	struct sched_call *c = arg;
+	struct sched *s = c->s;
+	char err[256];
+	int i, k;
+
+	s->ncalls--;
+	s->nmarking -= c->n;
+	if (!db_ok(res)) {
+		log_warnx("mark: %s: %d handed back unsent", db_error(res, err, sizeof(err)), c->n);
+		for (k = 0; k < c->n; k++)
+			sched_unsend(s, c->jobs[k], loop_wall_s());
+		c->n = 0;
+	}
+	for (i = 0; i < (c->n > 0 ? PQntuples(res) : 0); i++) {
+		for (k = 0; k < c->n &&
+		     (c->jobs[k] == NULL || strcmp(c->jobs[k]->rem_id, PQgetvalue(res, i, 0)) != 0);
+		     k++)
+			;
+		if (k == c->n)
+			continue;
+		if (s->stopping)
+			sched_unsend(s, c->jobs[k], loop_wall_s());
+		else
+			sched_send(s, c->jobs[k]);
+		c->jobs[k] = NULL;
+	}
+	for (k = 0; k < c->n; k++)
+		if (c->jobs[k] != NULL)
+			sched_drop(s, c->jobs[k]);
+	sched_call_free(c, 0);
+	sched_kick(s);
+}
+
+/* Hand a group to the HTTP client. A dialect without idempotency key first marks the group 'sending'
+ * (one statement): a reminder becomes `unknown` after a crash only if its request may have left. */
+static void
+sched_start(struct sched *s, struct sched_call *c)
+{
+	int i;
+
+	if (s->dialect->idempotent || c->n == 0) {
+		for (i = 0; i < c->n; i++)
+			sched_send(s, c->jobs[i]);
+		sched_call_free(c, 0);
+		return;
+	}
+	if (store_mark(s->rec, s->owner, s->conf->schedule.lease_s, c->jobs, c->n, sched_mark_cb, c) == -1) {
+		log_warnx("mark: database unavailable: %d handed back unsent", c->n);
+		for (i = 0; i < c->n; i++)
+			sched_unsend(s, c->jobs[i], loop_wall_s());
+		sched_call_free(c, 0);
+		return;
+	}
+	s->ncalls++;
+	s->nmarking += c->n;
+}
+
 /* Start as many ready reminders as the breaker, the short code's pace and max_in_flight allow. */
 static void
 sched_dispatch(struct sched *s)
 {
+	struct sched_call *c = sched_call_new(s, s->conf->gateway.max_in_flight);
 	int64_t now_ms, wait;
 
-	while (s->nready > 0 && http_in_flight(s->http) < s->conf->gateway.max_in_flight) {
+	while (
+	    s->nready > 0 && http_in_flight(s->http) + s->nmarking + c->n < s->conf->gateway.max_in_flight) {
 		now_ms = loop_now_ms();
 		if ((wait = breaker_allow(&s->breaker, now_ms)) != 0) {
 			if (wait > SCHED_HOLD_KEEP_MS)
 				sched_hold(s, wait);
 			else if (wait > 0)
 				loop_timer_set(s->pace, wait);
-			return; /* -1: the probe's answer kicks us */
+			break; /* -1: the probe's answer kicks us */
 		}
 		if ((wait = ratelimit_take(
 		         &s->rl[strcmp(s->ready_head->short_code, "270282") == 0], now_ms * 1000)) > 0) {
 			breaker_cancel(&s->breaker);
 			loop_timer_set(s->pace, (wait + 999) / 1000);
-			return;
+			break;
 		}
-		sched_send(s, sched_ready_pop(s));
+		c->jobs[c->n++] = sched_ready_pop(s);
 	}
+	sched_start(s, c);
 }
 
 static void
@@ -778,10 +903,25 @@ sched_rescue_cb(PGresult *res, void *arg)
 
 	if (!db_ok(res))
 		log_warnx("rescue: %s", db_error(res, err, sizeof(err)));
-	else if (atoi(PQcmdTuples(res)) > 0)
-		log_notice("rescue: %s reminders taken back from stopped daemons", PQcmdTuples(res));
+	else if (PQntuples(res) == 1 && atoi(PQgetvalue(res, 0, 0)) > 0)
+		log_notice("rescue: %s reminders and replies taken back: their daemon's lease expired",
+		    PQgetvalue(res, 0, 0));
 	s->claiming = 0;
 	sched_kick(s);
+}
+
+/* Rows to claim at a time: a batch, but no more than this daemon's share of the rate sends in a quarter
+ * of a lease, so that nothing claimed waits in memory until its lease runs out. */
+static int
+sched_claim_limit(const struct sched *s)
+{
+	const struct conf *conf = s->conf;
+	double paced =
+	    conf->gateway.rate_per_second / (s->share > 0 ? s->share : 1) * conf->schedule.lease_s / 4;
+
+	if (conf->gateway.rate_per_second <= 0 || paced >= conf->schedule.batch_size)
+		return conf->schedule.batch_size;
+	return paced < 1 ? 1 : (int)paced;
 }
 
 static void
@@ -789,7 +929,7 @@ sched_claim(struct sched *s)
 {
 	const struct conf *conf = s->conf;
 
-	if (store_claim(s->db, s->owner, conf->schedule.batch_size, conf->schedule.lease_s, s->horizon,
+	if (store_claim(s->db, s->owner, sched_claim_limit(s), conf->schedule.lease_s, s->horizon,
 	        sched_claim_cb, s) == -1) {
 		log_warnx("claim: database unavailable");
 		s->exhausted = 1;
@@ -802,7 +942,7 @@ static int
 sched_quiet(const struct sched *s)
 {
 	return !s->claiming && !s->claiming_replies && s->ncalls == 0 && s->nready == 0 && s->ndone == 0 &&
-	    http_in_flight(s->http) == 0;
+	    s->nmarking == 0 && http_in_flight(s->http) == 0;
 }
 
 static void
@@ -860,8 +1000,8 @@ static void
 sched_claim_replies(struct sched *s)
 {
 	s->replies_wanted = 0;
-	if (store_reply_claim(
-	        s->db, s->owner, SCHED_REPLY_BATCH, s->conf->schedule.lease_s, sched_reply_claim_cb, s) == 0)
+	if (store_reply_claim(s->db, s->owner, SCHED_REPLY_BATCH, s->conf->schedule.lease_s,
+	        s->dialect->idempotent, sched_reply_claim_cb, s) == 0)
 		s->claiming_replies = 1;
 }
 
@@ -883,9 +1023,8 @@ sched_held(const struct sched *s)
 static void
 sched_kick(struct sched *s)
 {
-	int low = s->conf->gateway.max_in_flight > s->conf->schedule.batch_size
-	    ? s->conf->gateway.max_in_flight
-	    : s->conf->schedule.batch_size;
+	int limit = sched_claim_limit(s);
+	int low = s->conf->gateway.max_in_flight > limit ? s->conf->gateway.max_in_flight : limit;
 
 	if (s->active && !s->exhausted && sched_held(s))
 		s->exhausted = 1; /* nothing more this batch; the next one looks again */

@@ -34,12 +34,15 @@ static const char store_sql_claim[] =
 /* oldest first: it wins a gap against a twin on one number */ /* oldest first: it wins a gap against a twin on one number */
 
 /* Create the reminder and its token in one statement (one transaction); a queued retry of the same
- * step is re-leased instead, keeping its id (the Idempotency-Key) and its token. The due row moves on
- * to its next step at the same time ($9: when that step is due), so a sent reminder needs no second
- * write of its due row. */
+ * step is re-leased instead, keeping its id (the Idempotency-Key), its token and its text. The due row
+ * moves on to its next step at the same time ($9: when that step is due), so a sent reminder needs no
+ * second write of its due row. A new reminder starts in $12: 'sending' when the dialect honours an
+ * idempotency key (a crash leaves it to be sent again under the same key), else 'queued' under the lease
+ * until store_mark hands it to the HTTP client. Its text ($11, rendered by the daemon) is kept while it
+ * may be sent again; a re-leased reminder answers its stored text, a new one NULL (the daemon has it). */
 static const char store_sql_prepare[] =
-    "WITH v AS (SELECT * FROM unnest($3::bigint[], $4::smallint[], $5::text[], $9::float8[], $10::uuid[])"
-    "           AS v(due_id, step, token, next_at, rid)),"
+    "WITH v AS (SELECT * FROM unnest($3::bigint[], $4::smallint[], $5::text[], $9::float8[], $10::uuid[],"
+    "           $11::text[]) AS v(due_id, step, token, next_at, rid, body)),"
     " d AS (SELECT v.*, d.msisdn, d.language,"
     "        EXISTS (SELECT 1 FROM payremind.reminders r WHERE r.due_account_id = v.due_id AND r.step = v.step)"
     "          AS retry"
@@ -53,17 +56,18 @@ static const char store_sql_prepare[] =
     "  RETURNING msisdn),"
     " up AS ("
     "  INSERT INTO payremind.reminders AS r (id, due_account_id, step, msisdn, short_code, language, state,"
-    "         attempts, lease_owner, lease_until, link_token)"
+    "         attempts, lease_owner, lease_until, link_token, body)"
     "  SELECT DISTINCT ON (d.msisdn, CASE WHEN d.retry THEN d.due_id END) d.rid, d.due_id, d.step, d.msisdn,"
     "         $6, d.language,"
-    "         'sending', 1, $1::uuid, now() + make_interval(secs => $2::int), d.token"
+    "         $12::text, 1, $1::uuid, now() + make_interval(secs => $2::int), d.token, d.body"
     "    FROM d WHERE d.retry OR d.msisdn IN (SELECT msisdn FROM gate)"
     "   ORDER BY d.msisdn, CASE WHEN d.retry THEN d.due_id END, d.due_id"
     "  ON CONFLICT (due_account_id, step) DO UPDATE"
-    "     SET state = 'sending', attempts = r.attempts + 1, lease_owner = EXCLUDED.lease_owner,"
+    "     SET state = EXCLUDED.state, attempts = r.attempts + 1, lease_owner = EXCLUDED.lease_owner,"
     "         lease_until = EXCLUDED.lease_until, next_attempt_at = NULL, updated_at = now()"
-    "   WHERE r.state = 'queued'"
-    "  RETURNING r.due_account_id, r.step, r.id, r.attempts, r.link_token, r.short_code, r.xmax = 0 AS inserted),"
+    "   WHERE r.state = 'queued' AND (r.lease_until IS NULL OR r.lease_until < now())"
+    "  RETURNING r.due_account_id, r.step, r.id, r.attempts, r.link_token, r.short_code,"
+    "            CASE WHEN r.xmax <> 0 THEN r.body END AS body, r.xmax = 0 AS inserted),"
     /* the due row moves on to its next step now; a retry or a rescue brings it back */
     " nx AS ("
     "  UPDATE payremind.due_accounts d SET next_step = up.step + 1, next_at = to_timestamp(v.next_at),"
@@ -73,7 +77,7 @@ static const char store_sql_prepare[] =
     "  INSERT INTO payremind.payment_tokens (token_hash, reminder_id, expires_at)"
     "  SELECT sha256(convert_to(up.link_token, 'UTF8')), up.id, now() + make_interval(hours => $7::int)"
     "    FROM up WHERE up.inserted)"
-    " SELECT due_account_id, step, id, attempts, link_token, short_code FROM up";
+    " SELECT due_account_id, step, id, attempts, link_token, short_code, body, inserted FROM up";
 
 static const char store_sql_release[] =
     "WITH u AS (SELECT * FROM unnest($2::bigint[], $3::float8[], $4::text[], $5::smallint[])"
@@ -84,7 +88,7 @@ static const char store_sql_release[] =
     "    FROM u WHERE d.id = u.id AND d.lease_owner = $1::uuid"
     "  RETURNING d.id, d.next_step, u.cancel)"
     " UPDATE payremind.reminders r"
-    "    SET state = 'cancelled', link_token = NULL, next_attempt_at = NULL, last_error = rel.cancel,"
+    "    SET state = 'cancelled', link_token = NULL, body = NULL, next_attempt_at = NULL, last_error = rel.cancel,"
     "        updated_at = now()"
     "   FROM rel WHERE rel.cancel IS NOT NULL AND r.due_account_id = rel.id AND r.step = rel.next_step"
     "    AND r.state = 'queued'";
@@ -104,6 +108,7 @@ static const char store_sql_record[] =
     "         gateway_message_id = coalesce(u.gw_id, r.gateway_message_id), last_error = u.err,"
     "         sent_at = CASE WHEN u.state IN ('sent', 'unknown') THEN now() ELSE r.sent_at END,"
     "         link_token = CASE WHEN u.state = 'queued' THEN r.link_token END,"
+    "         body = CASE WHEN u.state = 'queued' THEN r.body END,"
     "         lease_owner = NULL, lease_until = NULL, updated_at = now()"
     "    FROM u WHERE r.id = u.id AND r.attempts = u.attempts AND r.lease_owner = $1::uuid"
     "  RETURNING r.due_account_id, r.step, u.due_next_at, u.due_next_step),"
@@ -114,29 +119,54 @@ static const char store_sql_record[] =
     "  RETURNING 1)"
     " SELECT (SELECT count(*) FROM rem), (SELECT count(*) FROM due)";
 
+/* Leases that expired: a reminder or reply left 'queued' under a lease was never handed to the HTTP
+ * client, so it goes back untouched (its attempt not counted); one left 'sending' may have reached the
+ * gateway: queued again under the same key when the dialect is idempotent ($1), else `unknown`. */
+#define STORE_RESCUE_SET(t)                                                                                  \
+	"     SET state = CASE WHEN " t ".state = 'queued' OR $1::bool THEN 'queued' ELSE 'unknown' END,"    \
+	"         attempts = " t ".attempts - (" t ".state = 'queued')::int,"                                \
+	"         next_attempt_at = CASE WHEN " t ".state = 'queued' OR $1::bool THEN now() END,"            \
+	"         sent_at = CASE WHEN " t ".state = 'queued' OR $1::bool THEN " t ".sent_at ELSE now() END," \
+	"         last_error = CASE WHEN " t ".state = 'queued' THEN " t ".last_error"                       \
+	"                      ELSE 'lease expired while sending: the daemon stopped' END,"                  \
+	"         lease_owner = NULL, lease_until = NULL, updated_at = now()"
 static const char store_sql_rescue[] =
     "WITH l AS (SELECT pg_try_advisory_xact_lock(7202202702) AS got),"
     " r AS ("
-    "  UPDATE payremind.reminders r"
-    "     SET state = CASE WHEN $1::bool THEN 'queued' ELSE 'unknown' END,"
-    "         next_attempt_at = CASE WHEN $1::bool THEN now() END,"
-    "         link_token = CASE WHEN $1::bool THEN r.link_token END,"
-    "         sent_at = CASE WHEN $1::bool THEN r.sent_at ELSE now() END,"
-    "         last_error = 'lease expired while sending: the daemon stopped', lease_owner = NULL,"
-    "         lease_until = NULL, updated_at = now()"
-    "    FROM l WHERE l.got AND r.state = 'sending' AND r.lease_until < now()"
-    "  RETURNING r.due_account_id, r.step, r.state),"
+    "  UPDATE payremind.reminders r" STORE_RESCUE_SET(
+        "r") ","
+             "         link_token = CASE WHEN r.state = 'queued' OR $1::bool THEN r.link_token END,"
+             "         body = CASE WHEN r.state = 'queued' OR $1::bool THEN r.body END"
+             "    FROM l WHERE l.got AND r.state IN ('queued', 'sending') AND r.lease_until < now()"
+             "  RETURNING r.due_account_id, r.step, r.state),"
+             " p AS ("
+             "  UPDATE payremind.replies p" STORE_RESCUE_SET(
+                 "p") "    FROM l WHERE l.got AND p.state IN ('queued', 'sending') AND p.lease_until < now()"
+                      "  RETURNING 1),"
+                      " d AS ("
+                      "  UPDATE payremind.due_accounts d SET next_at = now(), next_step = r.step, lease_owner = NULL,"
+                      "         lease_until = NULL"
+                      "    FROM r WHERE r.state = 'queued' AND d.id = r.due_account_id AND d.next_step = r.step + 1)"
+                      " SELECT (SELECT count(*) FROM r) + (SELECT count(*) FROM p)";
+
+/* Hand a group to the HTTP client: its reminders and replies, created or claimed 'queued' under this
+ * daemon's lease, become 'sending' (fenced on id + attempts + owner) with a fresh lease. Answers the ids
+ * marked; the others passed to another daemon and must not be sent. */
+static const char store_sql_mark[] =
+    "WITH m AS (SELECT * FROM unnest($2::uuid[], $3::int[]) AS m(id, attempts)),"
+    " r AS ("
+    "  UPDATE payremind.reminders r SET state = 'sending', updated_at = now(),"
+    "         lease_until = now() + make_interval(secs => $4::int)"
+    "    FROM m WHERE r.id = m.id AND r.attempts = m.attempts AND r.lease_owner = $1::uuid"
+    "     AND r.state = 'queued'"
+    "  RETURNING r.id),"
     " p AS ("
-    "  UPDATE payremind.replies p"
-    "     SET state = CASE WHEN $1::bool THEN 'queued' ELSE 'unknown' END,"
-    "         next_attempt_at = CASE WHEN $1::bool THEN now() END,"
-    "         sent_at = CASE WHEN $1::bool THEN p.sent_at ELSE now() END,"
-    "         last_error = 'lease expired while sending: the daemon stopped', lease_owner = NULL,"
-    "         lease_until = NULL, updated_at = now()"
-    "    FROM l WHERE l.got AND p.state = 'sending' AND p.lease_until < now()"
-    "  RETURNING 1)"
-    " UPDATE payremind.due_accounts d SET next_at = now(), next_step = r.step, lease_owner = NULL, lease_until = NULL"
-    "   FROM r WHERE r.state = 'queued' AND d.id = r.due_account_id AND d.next_step = r.step + 1";
+    "  UPDATE payremind.replies p SET state = 'sending', updated_at = now(),"
+    "         lease_until = now() + make_interval(secs => $4::int)"
+    "    FROM m WHERE p.id = m.id AND p.attempts = m.attempts AND p.lease_owner = $1::uuid"
+    "     AND p.state = 'queued'"
+    "  RETURNING p.id)"
+    " SELECT id::text FROM r UNION ALL SELECT id::text FROM p";
 
 /* Register or refresh this daemon; answer how many daemons are live (itself included) and, when $6,
  * the queue (a scan of reminders: no index may cover state, see sql/006). */
@@ -177,8 +207,9 @@ static const char store_sql_batch_done[] =
 /* Keyword replies (payremind.replies, filled by the listener): lease the queued ones that are due. */
 static const char store_sql_reply_claim[] =
     "WITH c AS (SELECT id FROM payremind.replies WHERE state = 'queued' AND next_attempt_at <= now()"
+    "             AND (lease_until IS NULL OR lease_until < now())"
     "            ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
-    " UPDATE payremind.replies r SET state = 'sending', attempts = r.attempts + 1, lease_owner = $1::uuid,"
+    " UPDATE payremind.replies r SET state = $4::text, attempts = r.attempts + 1, lease_owner = $1::uuid,"
     "        lease_until = now() + make_interval(secs => $3::int), updated_at = now()"
     "   FROM c WHERE r.id = c.id"
     " RETURNING r.id, r.msisdn, r.short_code, r.text, r.attempts";
@@ -237,6 +268,7 @@ store_register(struct db *db)
 	db_statement(db, "release", store_sql_release);
 	db_statement(db, "record", store_sql_record);
 	db_statement(db, "rescue", store_sql_rescue);
+	db_statement(db, "mark", store_sql_mark);
 	db_statement(db, "opt_out", store_sql_opt_out);
 	db_statement(db, "heartbeat", store_sql_heartbeat);
 	db_statement(db, "instance_stop", store_sql_instance_stop);
@@ -397,12 +429,12 @@ store_claim_row(const PGresult *res, int i, struct job *job)
 }
 
 int
-store_prepare(struct db *db, const char *owner, const struct conf *conf, struct job *const *jobs, int n,
-    db_cb cb, void *arg)
+store_prepare(struct db *db, const char *owner, const struct conf *conf, int handed, struct job *const *jobs,
+    int n, db_cb cb, void *arg)
 {
-	struct pgarr ids = { 0 }, steps = { 0 }, toks = { 0 }, next = { 0 }, rids = { 0 };
+	struct pgarr ids = { 0 }, steps = { 0 }, toks = { 0 }, next = { 0 }, rids = { 0 }, bodies = { 0 };
 	char lease[16], ttl[16], gap[16];
-	const char *v[10];
+	const char *v[12];
 	int i, rc;
 
 	for (i = 0; i < n; i++) {
@@ -411,6 +443,7 @@ store_prepare(struct db *db, const char *owner, const struct conf *conf, struct 
 		pgarr_text(&toks, jobs[i]->token);
 		pgarr_time(&next, jobs[i]->due_next_at);
 		pgarr_text(&rids, jobs[i]->rem_id);
+		pgarr_text(&bodies, jobs[i]->body);
 	}
 	snprintf(lease, sizeof(lease), "%d", conf->schedule.lease_s);
 	snprintf(ttl, sizeof(ttl), "%d", conf->token.ttl_hours);
@@ -425,12 +458,15 @@ store_prepare(struct db *db, const char *owner, const struct conf *conf, struct 
 	v[7] = gap;
 	v[8] = pgarr_end(&next);
 	v[9] = pgarr_end(&rids);
-	rc = db_query(db, "prepare", 10, v, cb, arg);
+	v[10] = pgarr_end(&bodies);
+	v[11] = handed ? "sending" : "queued";
+	rc = db_query(db, "prepare", 12, v, cb, arg);
 	free(ids.buf);
 	free(steps.buf);
 	free(toks.buf);
 	free(next.buf);
 	free(rids.buf);
+	free(bodies.buf);
 	return rc;
 }
 
@@ -503,6 +539,29 @@ store_record(struct db *db, const char *owner, struct job *const *jobs, int n, d
 }
 
 int
+store_mark(struct db *db, const char *owner, int lease_s, struct job *const *jobs, int n, db_cb cb, void *arg)
+{
+	struct pgarr ids = { 0 }, attempts = { 0 };
+	char lease[16];
+	const char *v[4];
+	int i, rc;
+
+	for (i = 0; i < n; i++) {
+		pgarr_text(&ids, jobs[i]->rem_id);
+		pgarr_int(&attempts, jobs[i]->attempts);
+	}
+	snprintf(lease, sizeof(lease), "%d", lease_s);
+	v[0] = owner;
+	v[1] = pgarr_end(&ids);
+	v[2] = pgarr_end(&attempts);
+	v[3] = lease;
+	rc = db_query(db, "mark", 4, v, cb, arg);
+	free(ids.buf);
+	free(attempts.buf);
+	return rc;
+}
+
+int
 store_rescue(struct db *db, int idempotent, db_cb cb, void *arg)
 {
 	const char *v[1] = { idempotent ? "true" : "false" };
@@ -568,14 +627,14 @@ store_batch_done(
 }
 
 int
-store_reply_claim(struct db *db, const char *owner, int limit, int lease_s, db_cb cb, void *arg)
+store_reply_claim(struct db *db, const char *owner, int limit, int lease_s, int handed, db_cb cb, void *arg)
 {
 	char lim[16], lease[16];
-	const char *v[3] = { owner, lim, lease };
+	const char *v[4] = { owner, lim, lease, handed ? "sending" : "queued" };
 
 	snprintf(lim, sizeof(lim), "%d", limit);
 	snprintf(lease, sizeof(lease), "%d", lease_s);
-	return db_query(db, "reply_claim", 3, v, cb, arg);
+	return db_query(db, "reply_claim", 4, v, cb, arg);
 }
 
 int

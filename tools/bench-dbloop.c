@@ -38,6 +38,12 @@ struct dbl {
 
 static void dbl_claim(struct dbl *d);
 
+/* A reminder's text as the daemon stores it: two GSM-7 segments with the link. */
+static char dbl_body[] = "ARO: un paiement est du sur votre dossier. Payez en ligne: "
+                         "https://pay.aro.ca/p/AAAAAAAAAAAAAAAAAAAAAA ou au 1 877 322-1414, du lundi au "
+                         "vendredi, de 8 h a 20 h (heure de l'Est), ou par votre institution financiere "
+                         "(no de compte: A-100001). Repondez ARRET pour ne plus recevoir de SMS.";
+
 static void
 dbl_call_free(struct dbl_call *c)
 {
@@ -189,9 +195,10 @@ dbl_claim_cb(PGresult *res, void *arg)
 		token_generate(c->jobs[i]->token);
 		token_uuid7((int64_t)(loop_wall_s() * 1000), c->jobs[i]->rem_id);
 		c->jobs[i]->due_next_at = dbl_next_step_at(d, c->jobs[i]);
+		c->jobs[i]->body = dbl_body; /* stored like the daemon's rendered text (never freed) */
 	}
 	qsort(c->jobs, (size_t)c->n, sizeof(*c->jobs), dbl_cmp_job);
-	if (n == 0 || store_prepare(d->db, d->owner, d->conf, c->jobs, c->n, dbl_prepare_cb, c) == -1) {
+	if (n == 0 || store_prepare(d->db, d->owner, d->conf, 1, c->jobs, c->n, dbl_prepare_cb, c) == -1) {
 		if (n > 0)
 			dbl_fail(d, "prepare", NULL);
 		dbl_call_free(c);

@@ -36,6 +36,7 @@ struct job {
 	int attempts;
 	char token[TOKEN_LEN + 1];
 	char short_code[8];
+	char *body; /* JOB_REMINDER: the text, rendered once at creation (NULL: render at send time) */
 	/* the outcome, for store_record */
 	struct gw_result result;
 	const char *state;      /* new reminder state */
@@ -57,11 +58,18 @@ int store_claim_row(const PGresult *res, int i, struct job *job) __attribute__((
 /* Create (or re-lease, for a queued retry) the reminder and its token for each job, in one statement,
  * from conf's short code with its lease, token lifetime and gap (a new reminder takes its number's row of
  * the contact ledger: a number another daemon contacted within schedule.min_gap_hours is left out).
- * A new reminder gets the id job->rem_id (token_uuid7); a re-leased one keeps its own.
- * Each created reminder's due row moves on to step + 1, due at job->due_next_at (0 = park).
- * The result rows: due_account_id, step, id, attempts, link_token, short_code. */
-int store_prepare(struct db *db, const char *owner, const struct conf *conf, struct job *const *jobs, int n,
-    db_cb cb, void *arg) __attribute__((warn_unused_result));
+ * A new reminder gets the id job->rem_id (token_uuid7) and the text job->body; a re-leased one keeps its
+ * own id, token and text. It is 'sending' at once when handed (an idempotent dialect), else 'queued'
+ * under the lease until store_mark. Each created reminder's due row moves on to step + 1, due at
+ * job->due_next_at (0 = park).
+ * The result rows: due_account_id, step, id, attempts, link_token, short_code, body (NULL for a new
+ * reminder, and for one created before texts were stored), inserted. */
+int store_prepare(struct db *db, const char *owner, const struct conf *conf, int handed,
+    struct job *const *jobs, int n, db_cb cb, void *arg) __attribute__((warn_unused_result));
+/* Mark reminders and replies 'sending' just before their requests start (fenced on id + attempts +
+ * owner, lease renewed for lease_s). The result rows: the ids marked. */
+int store_mark(struct db *db, const char *owner, int lease_s, struct job *const *jobs, int n, db_cb cb,
+    void *arg) __attribute__((warn_unused_result));
 /* Give claimed rows back: next_at = job->due_next_at (0 = park), next_step = job->due_next_step; cancel
  * a queued reminder of the step when job->state is "cancelled" (last_error = job->result.error). */
 int store_release(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
@@ -70,8 +78,9 @@ int store_release(struct db *db, const char *owner, struct job *const *jobs, int
  * retry, or a reminder handed back), its due row, which the reminder's creation had moved on. */
 int store_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
-/* Reminders left in `sending` by a daemon whose lease expired: back to queued with the same key when the
- * dialect is idempotent, else `unknown`. One statement, under pg_try_advisory_xact_lock. */
+/* Reminders and replies whose lease expired: left `queued` (never handed to the HTTP client), back to
+ * queued untouched; left `sending`, back to queued with the same key when the dialect is idempotent,
+ * else `unknown`. One statement, under pg_try_advisory_xact_lock; the result row: how many. */
 int store_rescue(struct db *db, int idempotent, db_cb cb, void *arg) __attribute__((warn_unused_result));
 /* Record an opt-out reported by the gateway (Twilio 21610). */
 int store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb cb, void *arg)
@@ -91,10 +100,10 @@ int store_batch_pick(struct db *db, const char *owner, db_cb cb, void *arg)
 int store_batch_done(struct db *db, const char *owner, const int64_t *ids, int n, const long figures[6],
     db_cb cb, void *arg) __attribute__((warn_unused_result));
 
-/* Lease up to limit queued keyword replies that are due; result rows: id, msisdn, short_code, text,
- * attempts. */
-int store_reply_claim(struct db *db, const char *owner, int limit, int lease_s, db_cb cb, void *arg)
-    __attribute__((warn_unused_result));
+/* Lease up to limit queued keyword replies that are due ('sending' at once when handed, else 'queued'
+ * until store_mark); result rows: id, msisdn, short_code, text, attempts. */
+int store_reply_claim(struct db *db, const char *owner, int limit, int lease_s, int handed, db_cb cb,
+    void *arg) __attribute__((warn_unused_result));
 /* Record replies' outcomes (fenced on id + attempts + owner). */
 int store_reply_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
     __attribute__((warn_unused_result));

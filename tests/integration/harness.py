@@ -3,6 +3,7 @@ sandbox gateway on a free loopback port, config files, and the real binaries.
 
 Each test file defines test_* functions and ends with `harness.main(globals())`."""
 
+import collections
 import json
 import os
 import re
@@ -291,3 +292,41 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def kill_9_mid_batch(ctx, conf, numbers, receivers, max_in_flight, lease_s, kill_after=4.0):
+    """SPEC §5 crash policy with a dialect that has no idempotency key: run a daemon on a rate-limited
+    batch, kill -9 it after kill_after seconds, restart one once the leases have expired, and wait until
+    every reminder is final. receivers() lists the number of every SMS the gateway took. Checks that
+    each number got at most one SMS, that only requests that may really have been in flight became
+    `unknown` (at most max_in_flight), and that every other reminder was sent exactly once and on its
+    first counted attempt. Returns the figures for the test's own assertions and the closing note."""
+    db = ctx.db
+    p = ctx.spawn(daemon_cmd(conf))
+    time.sleep(kill_after)
+    p.kill()
+    p.wait(10)
+    at_kill = dict(db.q("SELECT state, count(*) FROM payremind.reminders GROUP BY state"))
+    leased = db.one("SELECT count(*) FROM payremind.reminders WHERE state = 'queued' AND lease_owner IS NOT NULL")
+    time.sleep(lease_s + 1)
+    p = ctx.spawn(daemon_cmd(conf))
+    final = "SELECT count(*) FROM payremind.reminders WHERE state IN ('sent', 'unknown', 'delivered')"
+    wait_until(lambda: db.one(final) == len(numbers), timeout=120, what=f"{len(numbers)} reminders final")
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(30) == 0
+    got = collections.Counter(receivers())
+    states = db.states()
+    unknown = {r[0] for r in db.q("SELECT msisdn FROM payremind.reminders WHERE state = 'unknown'")}
+    sent = {r[0] for r in db.q("SELECT msisdn FROM payremind.reminders WHERE state IN ('sent', 'delivered')")}
+    figures = dict(at_kill=at_kill, leased_at_kill=leased, final=states, received=sum(got.values()))
+    print(f"  kill -9 mid-batch: {figures}", flush=True)
+    assert max(got.values()) == 1, got.most_common(3)
+    assert sent | unknown == set(numbers) and not sent & unknown, figures
+    assert set(got) >= sent and set(got) <= set(numbers), figures
+    # What was waiting (rate limiter, slots) at the kill went back to queued and out once; only
+    # requests that may have left the daemon are `unknown`.
+    assert at_kill.get("sending", 0) <= max_in_flight, figures
+    assert len(unknown) <= max_in_flight, figures
+    assert db.one("SELECT count(*) FROM payremind.reminders WHERE state = 'sent' AND attempts <> 1") == 0
+    assert db.one("SELECT count(*) FROM payremind.reminders WHERE body IS NOT NULL OR link_token IS NOT NULL") == 0
+    return figures

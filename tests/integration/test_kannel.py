@@ -293,6 +293,21 @@ def test_200_reminders_each_arrive_exactly_once(ctx):
     assert set(refs) == ids and set(refs.values()) == {2}, refs
 
 
+def test_kill_9_in_a_rate_limited_batch_sends_each_waiting_reminder_once(ctx):
+    # 200 rows at 10 SMS/s: at the kill most are waiting for the rate limiter. They must go back to
+    # queued and out exactly once, not become `unknown` (issue 9: 160 of 200 did).
+    k = start_kannel(ctx)
+    numbers = [f"+1450556{i:04d}" for i in range(200)]
+    for i, n in enumerate(numbers):
+        ctx.db.add_due(f"KK-{i}", n)
+    conf = write_conf(ctx.tmp, ctx.db, k.sendsms_url, gateway=k.gateway(rate_per_second=10.0),
+                      schedule={"batch_size": 500, "lease_s": 5})
+    harness.set_listen(conf, public_url=k.listener.url + "/")
+    f = harness.kill_9_mid_batch(ctx, conf, numbers, lambda: [m.receiver for m in k.received()],
+                                 max_in_flight=8, lease_s=5)
+    assert f["at_kill"].get("sent", 0) >= 10 and f["leased_at_kill"] > 0, f
+
+
 def test_fixture_injects_mo_into_the_sms_service_only(ctx):
     # For the inbound listener's tests: an MO through the MO fake SMSC reaches the get-url, accents
     # as UTF-8, and nothing reaches the MT fake SMSC.

@@ -126,6 +126,34 @@ def test_503_is_retried_later_and_400_failed_for_good(ctx):
     assert db.one("SELECT state FROM payremind.reminders WHERE msisdn = '+15145550031'") == "sent"
 
 
+def test_a_retry_carries_the_text_and_sender_of_its_first_attempt_whatever_the_config_became(ctx):
+    # SPEC §3: same Idempotency-Key, byte-identical text, same sender, although the templates and the
+    # short code changed between the attempts (and billing changed the amount the text shows).
+    gw = ctx.sandbox("--rule", "+15145550061=503*1")
+    db = ctx.db
+    db.add_due("R-1", "+15145550061", language="en")
+    v1 = 'templates = { en = "ARO v1: {amount} due. Pay at {link} Reply STOP."; };'
+    s = summary(run_once(write_conf(ctx.tmp, db, gw.url, extra=v1)))
+    assert s["retried"] == 1, s
+    v2 = 'templates = { en = "ARO, new wording: {amount} is due, pay at {link} or reply STOP."; };'
+    conf2 = write_conf(ctx.tmp, db, gw.url, extra=v2, short_code="270282", name="v2.conf")
+    db.q("UPDATE payremind.due_accounts SET amount_cents = 99999")
+    db.q("UPDATE payremind.reminders SET next_attempt_at = now() - interval '1 s'")
+    db.q("UPDATE payremind.due_accounts SET next_at = now() - interval '1 s'")
+    assert summary(run_once(conf2))["sent"] == 1
+    first, retry = gw.records()
+    assert (first["status"], retry["status"]) == (503, 202)
+    assert first["text"].startswith("ARO v1: $123.45 due. Pay at https://pay.aro.ca/p/"), first["text"]
+    assert (retry["key"], retry["text"], retry["from"]) == (first["key"], first["text"], "27022")
+    # The stored text is gone once the reminder is final.
+    assert db.q("SELECT state, body, link_token FROM payremind.reminders") == [("sent", None, None)]
+    # A new reminder after the change does use the new configuration.
+    db.add_due("R-2", "+15145550062", language="en")
+    run_once(conf2)
+    new = [r for r in gw.records() if r["to"] == "+15145550062"][0]
+    assert new["text"].startswith("ARO, new wording: $123.45 is due") and new["from"] == "270282", new
+
+
 def test_timeout_after_sending_is_never_resent_blindly(ctx):
     # The sandbox takes the message but answers after the daemon's timeout: the outcome is ambiguous.
     gw = ctx.sandbox("--rule", "+15145550041=202:1500")

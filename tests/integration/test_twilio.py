@@ -22,7 +22,7 @@ FR_TEMPLATE = "ARO: paiement dû, reçu. Réglez « {link} » ou 1-877-322-1414.
 LINK = r"https://pay\.aro\.ca/p/[A-Za-z0-9_-]{22}"
 
 
-def twilio(ctx, token=None, short_code="27022", extra="", **gateway):
+def twilio(ctx, token=None, short_code="27022", extra="", schedule=None, **gateway):
     """The fake Twilio and a config pointing payremindd at it; token: a different auth token to put in
     the secret file (a wrong one), default the fake's."""
     fake = FakeTwilio()
@@ -31,7 +31,7 @@ def twilio(ctx, token=None, short_code="27022", extra="", **gateway):
     gw = dict(dialect="twilio", username=fake.account_sid, secret_file=secret)
     gw.update(gateway)
     conf = write_conf(ctx.tmp, ctx.db, fake.url, gateway=gw, short_code=short_code, extra=extra,
-                      name=f"twilio-{short_code}.conf")
+                      schedule=schedule, name=f"twilio-{short_code}.conf")
     return fake, harness.set_listen(conf, public_url=PUBLIC_URL)
 
 
@@ -279,6 +279,17 @@ def test_fake_twilio_answers_like_the_documented_api(ctx):
     assert msg["uri"] == f"/2010-04-01/Accounts/{fake.account_sid}/Messages/{msg['sid']}.json", msg
     status, _, fetched = call_fake(fake, msg["uri"], auth=good)
     assert (status, fetched) == (200, msg), (status, fetched)
+
+
+def test_kill_9_in_a_rate_limited_batch_sends_each_waiting_reminder_once(ctx):
+    # Twilio has no idempotency key: only requests that may have left the daemon may become `unknown`.
+    numbers = [f"+1450557{i:04d}" for i in range(150)]
+    for i, n in enumerate(numbers):
+        ctx.db.add_due(f"TK-{i}", n)
+    fake, conf = twilio(ctx, rate_per_second=10.0, max_in_flight=8, schedule={"batch_size": 500, "lease_s": 5})
+    f = harness.kill_9_mid_batch(ctx, conf, numbers, lambda: [m["to"] for m in fake.created()],
+                                 max_in_flight=8, lease_s=5)
+    assert f["at_kill"].get("sent", 0) >= 10 and f["leased_at_kill"] > 0, f
 
 
 harness.main(globals())
