@@ -74,12 +74,12 @@ build/payremindctl -c "$var/demo.conf" migrate
 echo "== 5. sample due accounts (as the billing system inserts them)"
 psql -q -d payremind_demo <<'SQL'
 INSERT INTO payremind.due_accounts
-  (account_ref, msisdn, amount_cents, currency, due_date, language, region, time_zone) VALUES
-  ('A-1001', '+15145550123', 12345, 'CAD', current_date - 3, 'fr', 'QC', 'America/Toronto'),
-  ('A-1002', '+14385550177',  8050, 'CAD', current_date - 2, 'en', 'QC', 'America/Toronto'),
-  ('A-1003', '+16475550142', 45000, 'CAD', current_date - 9, 'en', 'ON', 'America/Toronto'),
-  ('A-1004', '+18195550110',  2999, 'CAD', current_date - 4, 'fr', 'QC', 'America/Toronto'),
-  ('A-1005', '+15145550199',  1500, 'CAD', current_date - 2, 'fr', 'QC', 'America/Toronto');
+  (account_ref, msisdn, amount_cents, currency, due_date, language, region, time_zone, notice_sent_on) VALUES
+  ('A-1001', '+15145550123', 12345, 'CAD', current_date - 3, 'fr', 'QC', 'America/Toronto', current_date - 30),
+  ('A-1002', '+14385550177',  8050, 'CAD', current_date - 2, 'en', 'QC', 'America/Toronto', current_date - 30),
+  ('A-1003', '+16475550142', 45000, 'CAD', current_date - 9, 'en', 'ON', 'America/Toronto', current_date - 40),
+  ('A-1004', '+18195550110',  2999, 'CAD', current_date - 4, 'fr', 'QC', 'America/Toronto', current_date - 30),
+  ('A-1005', '+15145550199',  1500, 'CAD', current_date - 2, 'fr', 'QC', 'America/Toronto', current_date - 30);
 UPDATE payremind.due_accounts SET settled_at = now() WHERE account_ref = 'A-1005';
 SQL
 psql -d payremind_demo -c "SELECT account_ref, msisdn, amount_cents, due_date, language, region, settled_at IS NOT NULL AS settled FROM payremind.due_accounts ORDER BY id"

@@ -120,12 +120,15 @@ policy_schedule_day(const struct policy_ctx *c)
 	return c->row->due_date + c->rules->offsets_days[step];
 }
 
-/* The first local day after the written notice's delay (INT32_MIN when no notice date applies). */
+/* The first local day after the written notice's delay: INT32_MIN in a region without one, POLICY_NEVER
+ * while no notice has been sent in a region with one (SPEC §2: NULL means no notice was sent). */
 static int32_t
 policy_notice_day(const struct policy_ctx *c)
 {
-	if (c->row->notice_sent_on == POLICY_NO_DATE)
+	if (c->region->notice_days <= 0)
 		return INT32_MIN;
+	if (c->row->notice_sent_on == POLICY_NO_DATE)
+		return POLICY_NEVER;
 	return c->row->notice_sent_on + c->region->notice_days;
 }
 

@@ -21,7 +21,7 @@
 #include "payremind/tz.h"
 
 #define SCHED_BUSY_RETRY_S 5.0      /* a step another daemon is sending: look again soon */
-#define SCHED_REGION_RETRY_S 3600.0 /* unknown region or zone: look again hourly */
+#define SCHED_REGION_RETRY_S 3600.0 /* unknown region or zone, or no instant allowed: look again hourly */
 #define SCHED_CONFIG_PAUSE_MS 60000 /* the gateway refused our credentials: pause sending */
 #define SCHED_HOLD_MAX_MS 300000    /* the longest Retry-After that pauses all sending */
 #define SCHED_HOLD_KEEP_MS 2000     /* shorter holds keep the ready reminders in memory */
@@ -320,8 +320,9 @@ sched_decide(struct sched *s, struct job *j, double now)
 		j->due_next_at = now + SCHED_REGION_RETRY_S;
 		break;
 	default:
-		j->due_next_at =
-		    dec.next_at != 0 ? (double)dec.next_at : now + s->conf->schedule.poll_interval_s;
+		/* no instant within the policy's horizon (no written notice sent yet, a region without any
+		 * window): look again hourly, so a notice billing records later is seen */
+		j->due_next_at = dec.next_at != 0 ? (double)dec.next_at : now + SCHED_REGION_RETRY_S;
 		break;
 	}
 	log_debug("due row %lld step %d: skip (%s)", (long long)j->due_id, j->step,

@@ -41,8 +41,9 @@ struct policy_rules {
 struct policy_row {
 	const char *region;
 	const char *time_zone;
-	int32_t due_date;       /* day number */
-	int32_t notice_sent_on; /* day number, or POLICY_NO_DATE (no delay applies) */
+	int32_t due_date; /* day number */
+	int32_t
+	    notice_sent_on; /* day number, or POLICY_NO_DATE (no notice sent: nothing goes where a delay applies) */
 	int step;
 	int settled, held, opted_out;
 };

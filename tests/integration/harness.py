@@ -22,11 +22,12 @@ BIN = os.environ.get("PAYREMIND_BIN", "")
 SRC = os.environ.get("PAYREMIND_SRC", os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
 ALL_DAY = '{ days = ["mon","tue","wed","thu","fri","sat","sun"]; start = "00:00"; end = "24:00"; }'
-# Regions open around the clock, so tests pass at any hour; the real windows are tested by the
-# policy unit tests and `batch --dry-run --at`.
+# Regions open around the clock and without a notice delay, so tests pass at any hour with rows that
+# name no notice; the real windows and delays are tested by the policy unit tests, `batch --dry-run --at`
+# and test_once's notice test.
 OPEN_REGIONS = f"""regions = {{
-  QC = {{ windows = ( {ALL_DAY} ); holidays = "none"; notice_days = 5; max_per_7_days = 0; }};
-  ON = {{ windows = ( {ALL_DAY} ); holidays = "none"; notice_days = 6; max_per_7_days = 3; }};
+  QC = {{ windows = ( {ALL_DAY} ); holidays = "none"; notice_days = 0; max_per_7_days = 0; }};
+  ON = {{ windows = ( {ALL_DAY} ); holidays = "none"; notice_days = 0; max_per_7_days = 3; }};
 }};"""
 
 

@@ -27,7 +27,9 @@ def builtin_conf(ctx):
 
 
 def due(db, ref, msisdn, due_date="2026-11-20", **cols):
-    """A due row with a fixed due date (the dry runs below decide at fixed instants); returns its id."""
+    """A due row with a fixed due date (the dry runs below decide at fixed instants) and its written
+    notice sent long before (notice_sent_on=None: none was sent); returns its id."""
+    cols.setdefault("notice_sent_on", "2026-10-01")
     names = ["account_ref", "msisdn", "amount_cents", "due_date"] + list(cols)
     vals = [ref, msisdn, 5000, due_date] + list(cols.values())
     return db.one(f"INSERT INTO payremind.due_accounts ({', '.join(names)}) VALUES "
@@ -109,6 +111,9 @@ def test_dry_run_gives_each_skip_its_reason(ctx):
     due(db, "R-optout", "+15145550004")
     db.q("INSERT INTO payremind.opt_outs (msisdn, source) VALUES ('+15145550004', 'keyword')")
     due(db, "R-notice", "+15145550005", notice_sent_on="2026-11-28")  # QC: 5 days after the notice
+    due(db, "R-no-notice", "+15145550015", notice_sent_on=None)  # QC: no notice sent, nothing goes
+    due(db, "R-no-notice-bc", "+16045550016", notice_sent_on=None, region="BC",
+        time_zone="America/Vancouver")  # BC has no notice delay
     due(db, "R-early", "+15145550006", due_date="2026-11-30")  # reminder 0 is due on 12-01
     flying = due(db, "R-flying", "+15145550007")
     reminder(db, flying, 0, "sending", attempts=1, lease_until=at + datetime.timedelta(minutes=1))
@@ -133,6 +138,7 @@ def test_dry_run_gives_each_skip_its_reason(ctx):
         "R-send": None, "R-settled": "settled", "R-held": "held", "R-optout": "opted_out", "R-notice": "notice",
         "R-early": "schedule", "R-flying": "schedule", "R-retry": "schedule", "R-region": "unknown_region",
         "R-cap": "cap", "R-gap": "gap", "R-twin-1": None, "R-twin-2": "gap", "R-step1": None,
+        "R-no-notice": "notice", "R-no-notice-bc": None,
     }, got
     assert rows["R-step1"]["step"] == 1 and rows["R-send"]["step"] == 0
     assert not any(ref.startswith("H-") for ref in rows), "rows with nothing left to send are not open"

@@ -270,7 +270,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(ctx):
     # Idempotency-Key and were answered from the gateway's memory.
     assert len(keys) == n and max(keys.values()) == 1, (len(keys), keys.most_common(2))
     # The kills did leave reminders in flight: the next daemons took them back when their leases ran out.
-    rescued = sum(int(m) for p in procs for m in re.findall(r"rescue: (\d+) reminders taken back", log_of(p)))
+    rescued = sum(int(m) for p in procs for m in re.findall(r"rescue: (\d+) reminders and replies taken back", log_of(p)))
     assert rescued > 0, rescued
     assert {r["to"] for r in accepted} == {f"+1438{3000000 + g:07d}" for g in range(1, n + 1)}
     assert db.one("SELECT count(*) FROM payremind.reminders") == n

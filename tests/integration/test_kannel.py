@@ -38,9 +38,10 @@ def start_kannel(ctx, service=False, **kw):
     return k
 
 
-def kannel_conf(ctx, k, extra="", wrong_password=False, **listen):
-    """A daemon config for this Kannel; callbacks go to k.listener (listen keys may be added)."""
-    conf = write_conf(ctx.tmp, ctx.db, k.sendsms_url, extra=extra, gateway=k.gateway(wrong_password))
+def kannel_conf(ctx, k, extra="", wrong_password=False, gateway=None, **listen):
+    """A daemon config for this Kannel; callbacks go to k.listener (gateway and listen keys may be
+    added)."""
+    conf = write_conf(ctx.tmp, ctx.db, k.sendsms_url, extra=extra, gateway=k.gateway(wrong_password, **(gateway or {})))
     return harness.set_listen(conf, public_url=k.listener.url + "/", **listen)
 
 
@@ -250,7 +251,8 @@ def test_smsbox_down_is_retried_later(ctx):
     k = start_kannel(ctx)
     db = ctx.db
     db.add_due("KS-1", "+15145550161")
-    conf = kannel_conf(ctx, k)
+    # A backoff far longer than the test, so "not before its time" holds on a slow machine too.
+    conf = kannel_conf(ctx, k, gateway={"backoff_base_ms": 600000, "backoff_cap_ms": 600000})
     k.stop_smsbox()
     s = summary(run_once(conf))
     assert s["retried"] == 1 and s["sent"] == 0, s

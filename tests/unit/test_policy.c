@@ -140,7 +140,8 @@ struct at {
 };
 
 /* One decision. Instants are local times in `zone` (also the row's zone). Unset fields mean: due 2026-01-01,
- * step 0, no notice, no contacts, nothing final, next_at 0. Contacts are given as seconds before now. */
+ * step 0, a notice sent 2025-12-01 (no_notice: none was sent), no contacts, nothing final, next_at 0.
+ * Contacts are given as seconds before now. */
 struct decide_case {
 	const char *what;
 	const char *region;
@@ -149,6 +150,7 @@ struct decide_case {
 	struct at due;
 	int step;
 	struct at notice;
+	int no_notice;
 	int64_t ago[4];
 	int nago;
 	int settled, held, opted_out;
@@ -253,6 +255,14 @@ static const struct decide_case decide_cases[] = {
 	    .reason = POLICY_SEND },
 	{ "BC notice day 0", "BC", VAN, { 2027, 3, 15, 10, 0 }, .notice = { 2027, 3, 15 },
 	    .reason = POLICY_SEND },
+	{ "QC no notice sent: never", "QC", MTL, { 2027, 3, 17, 10, 0 }, .no_notice = 1,
+	    .reason = POLICY_NOTICE },
+	{ "ON no notice sent: never", "ON", TOR, { 2027, 3, 17, 10, 0 }, .no_notice = 1,
+	    .reason = POLICY_NOTICE },
+	{ "BC no notice sent: no delay applies", "BC", VAN, { 2027, 3, 17, 10, 0 }, .no_notice = 1,
+	    .reason = POLICY_SEND },
+	{ "no notice: settled still reads settled", "QC", MTL, { 2027, 3, 17, 10, 0 }, .no_notice = 1,
+	    .settled = 1, .reason = POLICY_SETTLED },
 	{ "notice comes before holiday", "QC", MTL, { 2027, 3, 26, 10, 0 }, .notice = { 2027, 3, 25 },
 	    .reason = POLICY_NOTICE, .next = { 2027, 3, 30, 8, 0 } },
 	/* schedule: offsets 1, 7, 14 from due date 2027-03-16 */
@@ -316,7 +326,8 @@ static void
 check_decide_case(const struct decide_case *c)
 {
 	struct policy_row row = { c->region, c->zone, day_or(&c->due, tz_days_from_civil(2026, 1, 1)),
-		day_or(&c->notice, POLICY_NO_DATE), c->step, c->settled, c->held, c->opted_out };
+		c->no_notice ? POLICY_NO_DATE : day_or(&c->notice, tz_days_from_civil(2025, 12, 1)), c->step,
+		c->settled, c->held, c->opted_out };
 	int64_t now = local_instant(c->zone, &c->now);
 	int64_t want = c->next.y == 0 ? 0 : local_instant(c->zone, &c->next);
 	struct policy_history hist = { { 0 }, c->nago };
@@ -370,12 +381,13 @@ static const struct dst_case dst_cases[] = {
 static void
 decide_uses_local_time_across_dst_changes(void **state)
 {
-	struct policy_row row = { NULL, NULL, 0, POLICY_NO_DATE, 0, 0, 0, 0 };
+	struct policy_row row = { NULL, NULL, 0, 0, 0, 0, 0, 0 };
 	struct policy_decision d;
 	size_t i;
 
 	(void)state;
 	row.due_date = tz_days_from_civil(2026, 1, 1);
+	row.notice_sent_on = tz_days_from_civil(2025, 12, 1);
 	for (i = 0; i < NCASES(dst_cases); i++) {
 		row.region = dst_cases[i].region;
 		row.time_zone = dst_cases[i].zone;
@@ -472,12 +484,13 @@ spec_allows(const struct policy_row *row, const struct policy_history *h, int64_
 		gap_ok &= h->contacts[i] <= t - 24 * HOUR;
 	}
 	return *in_window && day >= row->due_date + offsets[row->step] &&
-	    (row->notice_sent_on == POLICY_NO_DATE || day >= row->notice_sent_on + notice) &&
+	    (notice == 0 || (row->notice_sent_on != POLICY_NO_DATE && day >= row->notice_sent_on + notice)) &&
 	    (cap == 0 || recent < cap) && gap_ok;
 }
 
 struct prop_stats {
 	int decisions;
+	int never; /* skips with no next instant */
 	int sends_outside_window;
 	int by_reason[POLICY_GAP + 1];
 };
@@ -509,6 +522,13 @@ prop_check(const struct policy_row *row, const struct policy_history *h, int64_t
 		    (long long)t, policy_reason_to_text(out.reason), allows ? "send" : "skip");
 	if (out.reason == POLICY_SEND) {
 		assert_int_equal(out.next_at, 0);
+		return;
+	}
+	if (out.next_at == 0) { /* never: only while no notice was sent in a region with a delay */
+		assert_true(out.reason == POLICY_NOTICE || out.reason == POLICY_SCHEDULE);
+		assert_int_equal(row->notice_sent_on, POLICY_NO_DATE);
+		assert_string_not_equal(row->region, "BC");
+		st->never++;
 		return;
 	}
 	assert_true(out.next_at > t);
@@ -551,6 +571,7 @@ prop_assert_stats(const struct prop_stats *st, int every_reason)
 	int r;
 
 	assert_int_equal(st->sends_outside_window, 0);
+	assert_true(st->never > 0); /* rows without a written notice in QC and ON */
 	assert_true(st->by_reason[POLICY_SEND] > st->decisions / 20);
 	for (r = POLICY_SCHEDULE; every_reason && r <= POLICY_GAP; r++) {
 		if (st->by_reason[r] == 0)
