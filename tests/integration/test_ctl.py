@@ -416,24 +416,29 @@ TWINS = {"P-twin-1", "P-twin-2"}
 def test_dry_run_now_predicts_what_the_daemon_sends(ctx):
     db = ctx.db
     gw = ctx.sandbox()
-    conf = write_conf(ctx.tmp, db, gw.url)  # windows open around the clock: the result does not depend on the hour
-    db.add_due("P-send", "+15145556001")
-    db.add_due("P-settled", "+15145556002", settled_at="2026-01-01T00:00:00Z")
-    db.add_due("P-held", "+15145556003", contact_hold="lawyer")
-    db.add_due("P-out", "+15145556004")
+    # Windows open around the clock (the result does not depend on the hour), QC's 5-day notice delay.
+    regions = f"""regions = {{ QC = {{ windows = ( {harness.ALL_DAY} ); holidays = "none"; notice_days = 5; }}; }};"""
+    conf = write_conf(ctx.tmp, db, gw.url, regions=regions)
+    sent_on = datetime.date.today() - datetime.timedelta(days=30)
+    db.add_due("P-send", "+15145556001", notice_sent_on=sent_on)
+    db.add_due("P-settled", "+15145556002", settled_at="2026-01-01T00:00:00Z", notice_sent_on=sent_on)
+    db.add_due("P-held", "+15145556003", contact_hold="lawyer", notice_sent_on=sent_on)
+    db.add_due("P-out", "+15145556004", notice_sent_on=sent_on)
     db.q("INSERT INTO payremind.opt_outs (msisdn, source) VALUES ('+15145556004', 'gateway')")
     db.add_due("P-notice", "+15145556005", notice_sent_on=datetime.date.today())
-    db.add_due("P-nb", "+15145556006", region="NB")
-    db.add_due("P-twin-1", "+15145556007")
-    db.add_due("P-twin-2", "+15145556007", days_ago=3)
-    db.add_due("P-gap", "+15145556008")
+    db.add_due("P-no-notice", "+15145556010")
+    db.add_due("P-nb", "+15145556006", region="NB", notice_sent_on=sent_on)
+    db.add_due("P-twin-1", "+15145556007", notice_sent_on=sent_on)
+    db.add_due("P-twin-2", "+15145556007", days_ago=3, notice_sent_on=sent_on)
+    db.add_due("P-gap", "+15145556008", notice_sent_on=sent_on)
     contact(db, "+15145556008", datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=3))
-    db.add_due("P-later", "+15145556009", days_ago=0)
+    db.add_due("P-later", "+15145556009", days_ago=0, notice_sent_on=sent_on)
     # Of two rows of one number, one goes and the other waits for the gap (which one: claim order).
     predicted = by_ref(dry_run(conf))
     will = {ref for ref, r in predicted.items() if r["decision"] == "send"}
     assert will - TWINS == {"P-send"} and len(will & TWINS) == 1, predicted
     assert {predicted[t]["reason"] for t in TWINS} == {None, "gap"}, predicted
+    assert predicted["P-notice"]["reason"] == predicted["P-no-notice"]["reason"] == "notice", predicted
     p = subprocess.run(daemon_cmd(conf, "--once"), capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     sent = {r[0] for r in db.q("SELECT d.account_ref FROM payremind.reminders r JOIN payremind.due_accounts d"
