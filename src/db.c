@@ -5,6 +5,7 @@
 
 #include "payremind/db.h"
 #include "payremind/log.h"
+#include "payremind/migrate.h"
 
 #define DB_MAX_STATEMENTS 32
 #define DB_MAX_CHANNELS 4
@@ -45,6 +46,8 @@ struct db {
 	PGresult *result; /* the last result of the running query */
 	struct loop_timer *retry;
 	int retry_ms;
+	int check_schema;  /* check the migrations before preparing (db_require_schema) */
+	int schema_behind; /* the last connect found the schema missing or behind */
 };
 
 static void db_start_next(struct db *db);
@@ -72,6 +75,18 @@ db_statement(struct db *db, const char *name, const char *sql)
 	db->stmts[db->nstmts].name = name;
 	db->stmts[db->nstmts].sql = sql;
 	db->nstmts++;
+}
+
+void
+db_require_schema(struct db *db)
+{
+	db->check_schema = 1;
+}
+
+int
+db_schema_behind(const struct db *db)
+{
+	return db->schema_behind == 1;
 }
 
 void
@@ -138,6 +153,10 @@ db_connect(struct db *db, char *err, size_t errlen)
 	res = PQexec(
 	    db->conn, "SET plan_cache_mode = force_custom_plan; SET enable_seqscan = off; SET jit = off");
 	PQclear(res);
+	if (db->check_schema && (db->schema_behind = migrate_check(db->conn, err, errlen)) != 0) {
+		db_disconnect(db);
+		return -1;
+	}
 	for (i = 0; i < db->nchans; i++) {
 		char sql[128];
 

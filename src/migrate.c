@@ -89,3 +89,42 @@ migrate_apply(PGconn *conn, int *applied, char *err, size_t errlen)
 	PQclear(PQexec(conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")"));
 	return rc;
 }
+
+/* The highest version compiled in. */
+static int
+migrate_latest(void)
+{
+	const struct sql_migration *m;
+	int v = 0;
+
+	for (m = sql_migrations; m->name != NULL; m++)
+		v = m->version > v ? m->version : v;
+	return v;
+}
+
+int
+migrate_check(PGconn *conn, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM payremind.schema_migrations");
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	int have = 0, want = migrate_latest();
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		have = atoi(PQgetvalue(res, 0, 0));
+	else if (state == NULL || (strcmp(state, "42P01") != 0 && strcmp(state, "3F000") != 0)) {
+		snprintf(err, errlen, "schema version: %s", PQresultErrorMessage(res));
+		err[strcspn(err, "\n")] = '\0';
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	if (have >= want)
+		return 0;
+	if (have == 0)
+		snprintf(err, errlen, "the database has no payremind schema: run payremindctl migrate");
+	else
+		snprintf(err, errlen,
+		    "the database schema is at version %d and this payremind needs %d: run payremindctl migrate",
+		    have, want);
+	return 1;
+}

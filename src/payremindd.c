@@ -424,13 +424,18 @@ start(struct daemon *d)
 		fatalx("curl_global_init failed");
 	d->db = db_new(d->loop, d->conf->db_conninfo, d->conf->db_prepared);
 	store_register(d->db);
+	db_require_schema(d->db);
 	if (!d->once && d->conf->db_listen) {
 		db_listen(d->db, "payremind_batch", on_notify, d);
 		db_listen(d->db, "payremind_replies", on_notify, d);
 	}
 	d->rec = db_new(d->loop, d->conf->db_conninfo, d->conf->db_prepared);
 	store_register(d->rec);
-	if (db_connect(d->db, err, sizeof(err)) == -1 || db_connect(d->rec, err, sizeof(err)) == -1) {
+	if (db_connect(d->db, err, sizeof(err)) == -1 && db_schema_behind(d->db)) {
+		log_warnx("%s (database.conninfo in %s)", err, d->conf_path);
+		exit(EX_CONFIG); /* systemd does not restart on 78: migrating is an operator's step */
+	}
+	if (!db_up(d->db) || db_connect(d->rec, err, sizeof(err)) == -1) {
 		log_warnx("database unavailable: %s; check database.conninfo in %s", err, d->conf_path);
 		exit(EX_UNAVAILABLE);
 	}

@@ -24,6 +24,10 @@ typedef void (*db_notify_cb)(const char *channel, void *arg);
 
 /* LISTEN on channel after every (re)connect, and call cb for its notifications. Before db_connect only. */
 void db_listen(struct db *db, const char *channel, db_notify_cb cb, void *arg);
+/* Check at every connect, before preparing, that the database has every compiled-in migration. */
+void db_require_schema(struct db *db);
+/* 1 when the last db_connect failed because the schema is missing or behind (run payremindctl migrate). */
+int db_schema_behind(const struct db *db);
 /* Connect and prepare every statement (blocking: start-up and reconnects only). 0 or -1 with err. */
 int db_connect(struct db *db, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Queue a prepared statement with text parameters (copied). 0, or -1 when the connection is down. */

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import psycopg2
+
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import daemon_cmd, wait_until, write_conf  # noqa: E402
@@ -41,6 +43,42 @@ def test_check_config_reports_ok_or_every_error_with_its_line(ctx):
     assert any(line.startswith(f"{bad}:2: ") and "dialect" in line for line in lines), lines
     assert any(line.startswith(f"{bad}:3: ") and "{lien}" in line for line in lines), lines
     assert "configuration OK" not in p.stdout
+
+
+def test_an_unmigrated_database_says_run_migrate_and_exits_78(ctx):
+    # 78 is in the unit's RestartPreventExitStatus: systemd does not loop on a step only an operator can take.
+    admin = ctx.db.connect("postgres")
+    admin.autocommit = True
+    empty = ctx.db.name + "_empty"
+    with admin.cursor() as c:
+        c.execute(f'CREATE DATABASE "{empty}"')
+    try:
+        conf = write_conf(ctx.tmp, ctx.db, "http://127.0.0.1:9/sms", name="empty.conf",
+                          database={"conninfo": ctx.db.conninfo.replace(ctx.db.name, empty)})
+        for args in (["--once"], []):
+            p = subprocess.run(daemon_cmd(conf, *args), capture_output=True, text=True, timeout=30)
+            assert p.returncode == 78 and "run payremindctl migrate" in p.stderr, (args, p.returncode, p.stderr)
+            assert "no payremind schema" in p.stderr, p.stderr
+        # A schema one migration behind this binary is refused the same way, naming both versions.
+        assert harness.ctl(conf, "migrate").returncode == 0
+        behind = psycopg2.connect(ctx.db.conninfo.replace(ctx.db.name, empty))
+        behind.autocommit = True
+        with behind.cursor() as c:
+            c.execute("DELETE FROM payremind.schema_migrations WHERE version = "
+                      "(SELECT max(version) FROM payremind.schema_migrations) RETURNING version")
+            latest = c.fetchone()[0]
+        behind.close()
+        p = subprocess.run(daemon_cmd(conf, "--once"), capture_output=True, text=True, timeout=30)
+        assert p.returncode == 78, (p.returncode, p.stderr)
+        assert f"at version {latest - 1} and this payremind needs {latest}: run payremindctl migrate" in p.stderr, \
+            p.stderr
+    finally:
+        with admin.cursor() as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{empty}" WITH (FORCE)')
+        admin.close()
+    with open(os.path.join(harness.SRC, "systemd", "payremindd.service")) as f:
+        unit = f.read()
+    assert re.search(r"^RestartPreventExitStatus=.*\b78\b", unit, re.M), unit
 
 
 def test_usage_errors_exit_64(ctx):
