@@ -223,6 +223,12 @@ template_format_amount(int64_t cents, const char *currency, enum template_lang l
 		snprintf(buf, len, "%s%s %s.%02u", sign, currency, units, frac);
 }
 
+void
+template_amount(int64_t cents, const char *currency, const char *lang, char *buf, size_t len)
+{
+	template_format_amount(cents, currency, strcmp(lang, "fr") == 0 ? LANG_FR : LANG_EN, buf, len);
+}
+
 /* Append a piece: literal text as it is, a placeholder as its value. */
 static void
 template_emit(struct sbuf *b, const struct piece *p, enum template_lang lang, const struct template_vars *v)

@@ -13,6 +13,10 @@ struct template_vars {
 	int due_year, due_month, due_day; /* rendered "2026-11-20" */
 };
 
+/* An amount as the language writes it ("1 234,56 $" for lang "fr", "$1,234.56" otherwise), with plain
+ * spaces (the SMS alphabet has no NBSP). */
+void template_amount(int64_t cents, const char *currency, const char *lang, char *buf, size_t len);
+
 /* Check a template: every placeholder known, {link} present, the opt-out word present ("ARRET" for
  * lang "fr", "STOP" for "en"). 0 or -1 with the reason in err. */
 int template_check(const char *tmpl, const char *lang, char *err, size_t errlen)
