@@ -352,7 +352,7 @@ struct dry_row {
 	int64_t due_id;
 	const char *account_ref, *msisdn, *region, *time_zone, *rem_state;
 	int32_t due_date, notice_sent_on;
-	int step, settled, held, opted_out, shown;
+	int step, settled, held, opted_out, paid, shown;
 	double next_attempt_at; /* of the step's queued reminder, 0 when none */
 	struct policy_history hist;
 	/* the decision */
@@ -377,7 +377,7 @@ static const char dry_sql_rows[] =
     "                 AND x.sent_at <= to_timestamp($1::float8)) OR x.state IN ('queued', 'sending'))"
     "           AND NOT (x.due_account_id = d.id AND x.step = s.step)"
     "         ORDER BY 1 DESC LIMIT 32) h ORDER BY h.t),"
-    "  $3::text IS NULL OR d.account_ref = $3::text"
+    "  $3::text IS NULL OR d.account_ref = $3::text, d.paid_at IS NOT NULL"
     " FROM payremind.due_accounts d"
     " CROSS JOIN LATERAL (SELECT min(g)::int AS step FROM generate_series(d.next_step::int, $2::int - 1) g"
     "   WHERE NOT EXISTS (SELECT 1 FROM payremind.reminders f WHERE f.due_account_id = d.id AND f.step = g"
@@ -425,14 +425,15 @@ dry_row_parse(const PGresult *res, int i, struct dry_row *r)
 	r->next_attempt_at = strtod(PQgetvalue(res, i, 12), NULL);
 	dry_parse_history(PQgetvalue(res, i, 13), &r->hist);
 	r->shown = ctl_bool(res, i, 14);
+	r->paid = ctl_bool(res, i, 15);
 }
 
 /* Skips that no waiting cures: checked before the scheduler's own rules. */
 static int
 dry_final(enum policy_reason reason)
 {
-	return reason == POLICY_SETTLED || reason == POLICY_HELD || reason == POLICY_OPTED_OUT ||
-	    reason == POLICY_UNKNOWN_REGION;
+	return reason == POLICY_SETTLED || reason == POLICY_PAID || reason == POLICY_HELD ||
+	    reason == POLICY_OPTED_OUT || reason == POLICY_UNKNOWN_REGION;
 }
 
 /* When a queued retry at t may go: t when the rules allow it then, else their next instant. */
@@ -455,7 +456,7 @@ static void
 dry_decide(const struct policy_rules *rules, struct dry_row *r, int64_t at, json_t *pending)
 {
 	struct policy_row pr = { r->region, r->time_zone, r->due_date, r->notice_sent_on, r->step, r->settled,
-		r->held, r->opted_out };
+		r->held, r->opted_out, r->paid };
 	struct policy_decision dec;
 
 	if (json_object_get(pending, r->msisdn) != NULL && r->hist.ncontacts < POLICY_MAX_HISTORY)

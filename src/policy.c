@@ -38,6 +38,7 @@ static const int policy_builtin_offsets[] = { 1, 7, 14 };
 static const char *const policy_reason_names[] = {
 	[POLICY_SEND] = "send",
 	[POLICY_SETTLED] = "settled",
+	[POLICY_PAID] = "paid",
 	[POLICY_HELD] = "held",
 	[POLICY_OPTED_OUT] = "opted_out",
 	[POLICY_UNKNOWN_REGION] = "unknown_region",
@@ -101,6 +102,8 @@ policy_final_reason(struct policy_ctx *c)
 {
 	if (c->row->settled)
 		return POLICY_SETTLED;
+	if (c->row->paid)
+		return POLICY_PAID;
 	if (c->row->held)
 		return POLICY_HELD;
 	if (c->row->opted_out)

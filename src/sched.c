@@ -279,7 +279,7 @@ sched_decide(struct sched *s, struct job *j, double now)
 {
 	const struct policy_rules *rules = &s->conf->rules;
 	struct policy_row row = { j->region, j->time_zone, j->due_date, j->notice_sent_on, j->step,
-		j->settled, j->held, j->opted_out };
+		j->settled, j->held, j->opted_out, j->paid };
 	struct policy_decision dec;
 	struct sched_pending *p;
 
@@ -309,6 +309,7 @@ sched_decide(struct sched *s, struct job *j, double now)
 		j->due_next_at = sched_next_step_at(s, j); /* where the creation moves the due row */
 		return 1;
 	case POLICY_SETTLED:
+	case POLICY_PAID:
 	case POLICY_HELD:
 	case POLICY_OPTED_OUT:
 		j->state = "cancelled";

@@ -29,7 +29,7 @@ static const char store_sql_claim[] =
     "          FROM payremind.reminders s WHERE s.msisdn = d.msisdn"
     "           AND (s.sent_at > now() - interval '7 days' OR s.state IN ('queued', 'sending'))"
     "           AND NOT (s.due_account_id = d.id AND s.step = d.next_step) LIMIT 64),"
-    "  c.next_at AS was_due)"
+    "  d.paid_at IS NOT NULL, c.next_at AS was_due)"
     " SELECT * FROM u ORDER BY was_due, id";
 /* oldest first: it wins a gap against a twin on one number */ /* oldest first: it wins a gap against a twin on one number */
 
@@ -252,10 +252,12 @@ static const char *const store_sql_purge[] = {
 	STORE_PURGE("dlr_events", "id", "t.received_at < now() - make_interval(days => $1::int)"),
 	/* the contact ledger's numbers */
 	STORE_PURGE("contacts", "msisdn", "t.last_at < now() - make_interval(days => $1::int)"),
+	/* the portal's payment results */
+	STORE_PURGE("payments", "id", "t.received_at < now() - make_interval(days => $1::int)"),
 };
 
 static const char *const store_purge_names[] = { "purge_inbound", "purge_tokens", "purge_reminders",
-	"purge_replies", "purge_dlrs", "purge_contacts" };
+	"purge_replies", "purge_dlrs", "purge_contacts", "purge_payments" };
 
 static const char store_sql_opt_out[] =
     "INSERT INTO payremind.opt_outs (msisdn, source) VALUES ($1, $2) ON CONFLICT (msisdn) DO NOTHING";
@@ -425,6 +427,7 @@ store_claim_row(const PGresult *res, int i, struct job *job)
 	job->amount_cents = strtoll(PQgetvalue(res, i, 11), NULL, 10);
 	store_copy(job->currency, sizeof(job->currency), res, i, 12);
 	store_copy(job->rem_state, sizeof(job->rem_state), res, i, 13);
+	job->paid = PQgetvalue(res, i, 15)[0] == 't';
 	return store_parse_history(PQgetvalue(res, i, 14), &job->hist);
 }
 

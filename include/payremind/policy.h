@@ -46,6 +46,7 @@ struct policy_row {
 	    notice_sent_on; /* day number, or POLICY_NO_DATE (no notice sent: nothing goes where a delay applies) */
 	int step;
 	int settled, held, opted_out;
+	int paid; /* the portal reported a payment (SPEC §10): no further reminder */
 };
 
 /* Reminders already sent to the row's number (any due row), newest last; only the last 7 days matter. */
@@ -57,6 +58,7 @@ struct policy_history {
 enum policy_reason {
 	POLICY_SEND,
 	POLICY_SETTLED,
+	POLICY_PAID,
 	POLICY_HELD,
 	POLICY_OPTED_OUT,
 	POLICY_UNKNOWN_REGION,
@@ -87,8 +89,8 @@ int policy_decide(const struct policy_rules *rules, const struct policy_row *row
  * zone. 0 with *at = 0 when there is no such step (the row is done), -1 for an unknown zone. */
 int policy_step_at(const struct policy_rules *rules, int32_t due_date, const char *zone, int step,
     int64_t *at) __attribute__((warn_unused_result));
-/* "send", or the SPEC §7 reason: settled, held, opted_out, unknown_region, schedule, notice, holiday,
- * window, cap, gap. */
+/* "send", or the SPEC §7 reason: settled, paid, held, opted_out, unknown_region, schedule, notice,
+ * holiday, window, cap, gap. */
 const char *policy_reason_to_text(enum policy_reason reason);
 
 #endif

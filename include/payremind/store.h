@@ -27,7 +27,7 @@ struct job {
 	char currency[4];
 	int32_t due_date;
 	int32_t notice_sent_on;
-	int settled, held, opted_out;
+	int settled, held, opted_out, paid;
 	int64_t amount_cents;
 	char rem_state[12]; /* state of an existing reminder for this step, "" when none */
 	struct policy_history hist;
@@ -108,12 +108,13 @@ int store_reply_claim(struct db *db, const char *owner, int limit, int lease_s, 
 int store_reply_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
-#define STORE_PURGE_STEPS 6 /* inbound texts, tokens, reminders of settled rows, replies, DLRs, contacts */
+#define STORE_PURGE_STEPS \
+	7 /* inbound texts, tokens, reminders of settled rows, replies, DLRs, contacts, payments */
 
 /* Delete up to limit rows of retention step `step` older than `days`; the result row holds the count. */
 int store_purge(struct db *db, int step, int days, int limit, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
-/* "inbound", "tokens", "reminders", "replies", "dlrs", "contacts". */
+/* "inbound", "tokens", "reminders", "replies", "dlrs", "contacts", "payments". */
 const char *store_purge_name(int step);
 
 #endif

@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import ctl, daemon_cmd, wait_until, write_conf  # noqa: E402
 
-REASONS = {"settled", "held", "opted_out", "window", "holiday", "notice", "cap", "gap", "schedule",
+REASONS = {"settled", "paid", "held", "opted_out", "window", "holiday", "notice", "cap", "gap", "schedule",
            "unknown_region"}
 KEYS = {"account_ref", "due_account_id", "step", "decision", "reason"}
 STATES = {"queued", "sending", "sent", "delivered", "failed", "expired", "cancelled", "unknown"}

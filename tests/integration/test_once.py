@@ -1,5 +1,6 @@
 """One batch end to end (payremindd --once) against a real PostgreSQL and the sandbox gateway."""
 
+import json
 import os
 import re
 import signal
@@ -146,6 +147,36 @@ def test_no_written_notice_means_no_sms_where_the_region_has_a_notice_delay(ctx)
     # The row is looked at again within the hour, when billing may have sent the notice since.
     assert db.one("SELECT next_at BETWEEN now() + interval '50 min' AND now() + interval '70 min' "
                   "FROM payremind.due_accounts WHERE account_ref = 'N-none'")
+
+
+def test_a_paid_result_stops_the_next_reminders_before_billing_settles(ctx):
+    # SPEC §10: after `paid`, the due row gets no further reminder (reason paid), settled_at still NULL.
+    gw = ctx.sandbox()
+    db = ctx.db
+    db.add_due("PD-1", "+15145550081", days_ago=10)  # steps 0 (day 1) and 1 (day 7) are both due
+    db.add_due("PD-2", "+15145550082", days_ago=10)
+    conf = write_conf(ctx.tmp, db, gw.url, schedule={"offsets_days": [1, 7]})
+    assert summary(run_once(conf))["sent"] == 2
+    rid = db.one("SELECT r.id::text FROM payremind.reminders r JOIN payremind.due_accounts d"
+                 " ON d.id = r.due_account_id WHERE d.account_ref = 'PD-1'")
+    record = "SELECT payremind.payment_record(%s, %s::uuid, %s, %s)"
+    assert db.one(record, "pay-1", rid, "paid", 12345) == "recorded"
+    assert db.one(record, "pay-1", rid, "failed", 1) == "repeat"  # a repeated id changes nothing
+    assert db.one(record, "pay-2", "00000000-0000-7000-8000-000000000000", "paid", 1) == "unknown"
+    assert db.q("SELECT id, status, amount_cents FROM payremind.payments") == [("pay-1", "paid", 12345)]
+    assert db.one("SELECT settled_at IS NULL AND paid_at IS NOT NULL FROM payremind.due_accounts"
+                  " WHERE account_ref = 'PD-1'")
+    # Step 1 comes due (the gap is waived here so that only `paid` can hold PD-1 back).
+    db.q("UPDATE payremind.due_accounts SET next_at = now() - interval '1 s'")
+    db.q("UPDATE payremind.reminders SET sent_at = now() - interval '2 days'")
+    db.q("UPDATE payremind.contacts SET last_at = now() - interval '2 days'")
+    p = harness.ctl(conf, "batch", "--dry-run", "--json")
+    assert p.returncode == 0, p.stderr
+    reasons = {r["account_ref"]: r["reason"] for r in json.loads(p.stdout)}
+    assert reasons == {"PD-1": "paid", "PD-2": None}, reasons
+    run_once(conf)
+    assert sorted(r["to"] for r in gw.accepted()) == ["+15145550081", "+15145550082", "+15145550082"]
+    assert db.one("SELECT count(*) FROM payremind.reminders WHERE msisdn = '+15145550081'") == 1
 
 
 def test_a_retry_carries_the_text_and_sender_of_its_first_attempt_whatever_the_config_became(ctx):

@@ -118,6 +118,7 @@ reason_texts_are_the_spec_names(void **state)
 	} want[] = {
 		{ POLICY_SEND, "send" },
 		{ POLICY_SETTLED, "settled" },
+		{ POLICY_PAID, "paid" },
 		{ POLICY_HELD, "held" },
 		{ POLICY_OPTED_OUT, "opted_out" },
 		{ POLICY_UNKNOWN_REGION, "unknown_region" },
@@ -153,7 +154,7 @@ struct decide_case {
 	int no_notice;
 	int64_t ago[4];
 	int nago;
-	int settled, held, opted_out;
+	int settled, held, opted_out, paid;
 	enum policy_reason reason;
 	struct at next;
 };
@@ -295,6 +296,12 @@ static const struct decide_case decide_cases[] = {
 	{ "unknown region", "AB", MTL, { 2027, 3, 17, 10, 0 }, .reason = POLICY_UNKNOWN_REGION },
 	{ "settled first", "QC", MTL, { 2027, 3, 17, 10, 0 }, .settled = 1, .held = 1, .opted_out = 1,
 	    .reason = POLICY_SETTLED },
+	{ "paid before held", "QC", MTL, { 2027, 3, 17, 10, 0 }, .paid = 1, .held = 1, .opted_out = 1,
+	    .reason = POLICY_PAID },
+	{ "settled before paid", "QC", MTL, { 2027, 3, 17, 10, 0 }, .settled = 1, .paid = 1,
+	    .reason = POLICY_SETTLED },
+	{ "paid in a window on a working day: still no reminder", "ON", TOR, { 2027, 3, 17, 10, 0 },
+	    .paid = 1, .reason = POLICY_PAID },
 	{ "held before opted out", "QC", MTL, { 2027, 3, 17, 10, 0 }, .held = 1, .opted_out = 1,
 	    .reason = POLICY_HELD },
 	{ "opted out", "QC", MTL, { 2027, 3, 17, 10, 0 }, .opted_out = 1, .reason = POLICY_OPTED_OUT },
@@ -327,7 +334,7 @@ check_decide_case(const struct decide_case *c)
 {
 	struct policy_row row = { c->region, c->zone, day_or(&c->due, tz_days_from_civil(2026, 1, 1)),
 		c->no_notice ? POLICY_NO_DATE : day_or(&c->notice, tz_days_from_civil(2025, 12, 1)), c->step,
-		c->settled, c->held, c->opted_out };
+		c->settled, c->held, c->opted_out, c->paid };
 	int64_t now = local_instant(c->zone, &c->now);
 	int64_t want = c->next.y == 0 ? 0 : local_instant(c->zone, &c->next);
 	struct policy_history hist = { { 0 }, c->nago };
@@ -381,7 +388,7 @@ static const struct dst_case dst_cases[] = {
 static void
 decide_uses_local_time_across_dst_changes(void **state)
 {
-	struct policy_row row = { NULL, NULL, 0, 0, 0, 0, 0, 0 };
+	struct policy_row row = { NULL, NULL, 0, 0, 0, 0, 0, 0, 0 };
 	struct policy_decision d;
 	size_t i;
 
@@ -411,7 +418,7 @@ unknown_zone_fails_unless_the_row_is_final(void **state)
 		{ 1, "QC", 0, POLICY_SETTLED },
 		{ 0, "AB", 0, POLICY_UNKNOWN_REGION },
 	};
-	struct policy_row row = { NULL, "America/Atlantis", 0, POLICY_NO_DATE, 0, 0, 0, 0 };
+	struct policy_row row = { NULL, "America/Atlantis", 0, POLICY_NO_DATE, 0, 0, 0, 0, 0 };
 	struct policy_decision d;
 	size_t i;
 

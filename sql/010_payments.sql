@@ -1,0 +1,97 @@
+-- 010: the payment page's funnel (SPEC §10). A link is opened (first time and count), spent by the
+-- page's own button (the checkout: payment_tokens.redeemed_at), and ARO's portal reports the payment.
+-- A `paid` result stops reminders for its due row at once, before billing settles it.
+ALTER TABLE payremind.payment_tokens
+	ADD COLUMN first_opened_at timestamptz,
+	ADD COLUMN open_count integer NOT NULL DEFAULT 0;
+
+-- Owned by payremind, like next_at and the lease: set by payment_record on a `paid` result.
+ALTER TABLE payremind.due_accounts ADD COLUMN paid_at timestamptz;
+
+-- One row per portal payment id; a repeated id changes nothing.
+CREATE TABLE payremind.payments (
+	id             text PRIMARY KEY CONSTRAINT payments_id_check CHECK (id <> '' AND length(id) <= 200),
+	reminder_id    uuid NOT NULL,
+	due_account_id bigint NOT NULL,
+	status         text NOT NULL CONSTRAINT payments_status_check CHECK (status IN ('paid', 'failed', 'cancelled')),
+	amount_cents   bigint NOT NULL CONSTRAINT payments_amount_cents_check CHECK (amount_cents >= 0),
+	received_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX payments_reminder_id_idx ON payremind.payments (reminder_id);
+CREATE INDEX payments_due_account_id_idx ON payremind.payments (due_account_id);
+CREATE INDEX payments_received_at_idx ON payremind.payments (received_at);
+
+-- What a link leads to, for the page: `valid`, `spent` (already used or expired) or `nothing` (the due
+-- row is settled or paid); no row for an unknown token. With p_count (a GET, not a HEAD) the opening is
+-- recorded: the first time and a count.
+CREATE FUNCTION payremind.link_open(p_token text, p_count boolean)
+RETURNS TABLE (view text, reminder_id uuid, language text, account_ref text, amount_cents bigint,
+               currency text, due_date date)
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_hash bytea := sha256(convert_to(p_token, 'UTF8'));
+BEGIN
+	IF p_count THEN
+		UPDATE payremind.payment_tokens t
+		   SET open_count = t.open_count + 1, first_opened_at = coalesce(t.first_opened_at, now())
+		 WHERE t.token_hash = v_hash;
+	END IF;
+	RETURN QUERY
+	SELECT CASE WHEN d.settled_at IS NOT NULL OR d.paid_at IS NOT NULL THEN 'nothing'
+	            WHEN t.redeemed_at IS NOT NULL OR t.expires_at <= now() THEN 'spent'
+	            ELSE 'valid' END,
+	       r.id, r.language, d.account_ref, d.amount_cents, d.currency, d.due_date
+	  FROM payremind.payment_tokens t
+	  JOIN payremind.reminders r ON r.id = t.reminder_id
+	  JOIN payremind.due_accounts d ON d.id = r.due_account_id
+	 WHERE t.token_hash = v_hash;
+END $$;
+
+-- The page's button: spend the link exactly once (like token_redeem; concurrent callers wait on the
+-- row lock and find it spent) and answer `checkout` with what the portal needs; otherwise what the link
+-- now leads to (`spent`, `nothing`), or no row for an unknown token.
+CREATE FUNCTION payremind.link_checkout(p_token text)
+RETURNS TABLE (view text, reminder_id uuid, language text, account_ref text, amount_cents bigint,
+               currency text, due_date date)
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_hash bytea := sha256(convert_to(p_token, 'UTF8'));
+BEGIN
+	RETURN QUERY
+	UPDATE payremind.payment_tokens t SET redeemed_at = now()
+	  FROM payremind.reminders r, payremind.due_accounts d
+	 WHERE t.token_hash = v_hash AND r.id = t.reminder_id AND d.id = r.due_account_id
+	   AND t.redeemed_at IS NULL AND t.expires_at > now() AND d.settled_at IS NULL AND d.paid_at IS NULL
+	RETURNING 'checkout'::text, r.id, r.language, d.account_ref, d.amount_cents, d.currency, d.due_date;
+	IF NOT FOUND THEN
+		RETURN QUERY SELECT * FROM payremind.link_open(p_token, false);
+	END IF;
+END $$;
+
+-- A result from the portal: `recorded`, `repeat` (that payment id is known: nothing changes) or
+-- `unknown` (no such reminder). A `paid` result stops the due row's reminders: no further step, and a
+-- reminder still queued (not held by a daemon about to send it) is cancelled.
+CREATE FUNCTION payremind.payment_record(p_id text, p_reference uuid, p_status text, p_amount_cents bigint)
+RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+	v_due bigint;
+BEGIN
+	SELECT r.due_account_id INTO v_due FROM payremind.reminders r WHERE r.id = p_reference;
+	IF NOT FOUND THEN
+		RETURN 'unknown';
+	END IF;
+	INSERT INTO payremind.payments (id, reminder_id, due_account_id, status, amount_cents)
+	VALUES (p_id, p_reference, v_due, p_status, p_amount_cents)
+	ON CONFLICT (id) DO NOTHING;
+	IF NOT FOUND THEN
+		RETURN 'repeat';
+	END IF;
+	IF p_status = 'paid' THEN
+		UPDATE payremind.due_accounts SET paid_at = coalesce(paid_at, now()) WHERE id = v_due;
+		UPDATE payremind.reminders
+		   SET state = 'cancelled', next_attempt_at = NULL, last_error = 'paid', updated_at = now()
+		 WHERE due_account_id = v_due AND state = 'queued' AND lease_owner IS NULL;
+	END IF;
+	RETURN 'recorded';
+END $$;
