@@ -433,7 +433,7 @@ sched_render(const struct sched *s, const struct job *j, char *out, size_t outle
 	const struct conf *conf = s->conf;
 	int fr = strcmp(j->lang, "en") != 0;
 	char link[512], *t;
-	struct template_vars vars = { link, j->amount_cents, j->currency, 0, 0, 0 };
+	struct template_vars vars = { link, j->amount_cents, j->currency, 0, 0, 0, j->account_ref };
 
 	snprintf(link, sizeof(link), "%s%s", conf->token.base_url, j->token);
 	tz_civil_from_days(j->due_date, &vars.due_year, &vars.due_month, &vars.due_day);

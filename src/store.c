@@ -29,7 +29,7 @@ static const char store_sql_claim[] =
     "          FROM payremind.reminders s WHERE s.msisdn = d.msisdn"
     "           AND (s.sent_at > now() - interval '7 days' OR s.state IN ('queued', 'sending'))"
     "           AND NOT (s.due_account_id = d.id AND s.step = d.next_step) LIMIT 64),"
-    "  d.paid_at IS NOT NULL, c.next_at AS was_due)"
+    "  d.paid_at IS NOT NULL, d.account_ref, c.next_at AS was_due)"
     " SELECT * FROM u ORDER BY was_due, id";
 /* oldest first: it wins a gap against a twin on one number */ /* oldest first: it wins a gap against a twin on one number */
 
@@ -428,6 +428,7 @@ store_claim_row(const PGresult *res, int i, struct job *job)
 	store_copy(job->currency, sizeof(job->currency), res, i, 12);
 	store_copy(job->rem_state, sizeof(job->rem_state), res, i, 13);
 	job->paid = PQgetvalue(res, i, 15)[0] == 't';
+	store_copy(job->account_ref, sizeof(job->account_ref), res, i, 16);
 	return store_parse_history(PQgetvalue(res, i, 14), &job->hist);
 }
 

@@ -12,7 +12,7 @@
 
 enum template_lang { LANG_FR, LANG_EN };
 
-enum piece_kind { PIECE_TEXT, PIECE_LINK, PIECE_AMOUNT, PIECE_DUE_DATE };
+enum piece_kind { PIECE_TEXT, PIECE_LINK, PIECE_AMOUNT, PIECE_DUE_DATE, PIECE_REF };
 
 /* One piece of a template: literal text, or a placeholder. */
 struct piece {
@@ -35,6 +35,7 @@ static const struct {
 	{ "{link}", PIECE_LINK },
 	{ "{amount}", PIECE_AMOUNT },
 	{ "{due_date}", PIECE_DUE_DATE },
+	{ "{ref}", PIECE_REF },
 };
 
 /* "fr" or "en"; -1 with the reason otherwise. */
@@ -250,6 +251,10 @@ template_emit(struct sbuf *b, const struct piece *p, enum template_lang lang, co
 		snprintf(buf, sizeof(buf), "%04d-%02d-%02d", v->due_year, v->due_month, v->due_day);
 		sbuf_add(b, buf, strlen(buf));
 		break;
+	case PIECE_REF:
+		sbuf_add(b, v->account_ref != NULL ? v->account_ref : "",
+		    v->account_ref != NULL ? strlen(v->account_ref) : 0);
+		break;
 	}
 }
 
@@ -281,15 +286,15 @@ template_render(const char *tmpl, const char *lang, const struct template_vars *
 
 /*
  * The worst case for the segment check: the largest amount, a 3-letter currency code (longer than
- * "$"), and a link of base_url + TOKEN_LEN characters. Token characters are all GSM-7 basic, so any
- * filler of that length costs what a real token costs.
+ * "$"), a link of base_url + TOKEN_LEN characters and an account reference of TEMPLATE_REF_LONGEST.
+ * Token characters are all GSM-7 basic, so any filler of that length costs what a real token costs.
  */
 int
 template_render_longest(const char *tmpl, const char *lang, const char *base_url, char *out, size_t outlen,
     char *err, size_t errlen)
 {
-	char link[2048];
-	struct template_vars v = { link, INT64_MAX, "USD", 9999, 12, 31 };
+	char link[2048], ref[TEMPLATE_REF_LONGEST + 1];
+	struct template_vars v = { link, INT64_MAX, "USD", 9999, 12, 31, ref };
 	size_t blen = strlen(base_url);
 
 	if (blen + TOKEN_LEN + 1 > sizeof(link)) {
@@ -299,5 +304,7 @@ template_render_longest(const char *tmpl, const char *lang, const char *base_url
 	memcpy(link, base_url, blen);
 	memset(link + blen, 'A', TOKEN_LEN);
 	link[blen + TOKEN_LEN] = '\0';
+	memset(ref, 'W', TEMPLATE_REF_LONGEST);
+	ref[TEMPLATE_REF_LONGEST] = '\0';
 	return template_render(tmpl, lang, &v, out, outlen, err, errlen);
 }

@@ -25,6 +25,7 @@ struct job {
 	char region[8];
 	char time_zone[64];
 	char currency[4];
+	char account_ref[64]; /* longer references are cut: the template check covers TEMPLATE_REF_LONGEST */
 	int32_t due_date;
 	int32_t notice_sent_on;
 	int settled, held, opted_out, paid;

@@ -5,12 +5,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The values a template may use: {link}, {amount}, {due_date}. */
+/* Account references up to this many characters are covered by the start-up segment check (a longer
+ * one may cost a segment more; the daemon warns when a text goes over templates.max_segments). */
+#define TEMPLATE_REF_LONGEST 16
+
+/* The values a template may use: {link}, {amount}, {due_date}, {ref}. */
 struct template_vars {
 	const char *link;     /* token.base_url + token */
 	int64_t amount_cents; /* rendered per language: "1 234,56 $" (fr), "$1,234.56" (en) */
 	const char *currency; /* "CAD" renders as "$"; any other code is written after the amount */
 	int due_year, due_month, due_day; /* rendered "2026-11-20" */
+	const char *account_ref;          /* billing's account reference (online banking's account number) */
 };
 
 /* An amount as the language writes it ("1 234,56 $" for lang "fr", "$1,234.56" otherwise), with plain

@@ -410,6 +410,67 @@ def test_optout_cancels_before_the_daemon_sends(ctx):
     assert [r["to"] for r in gw.accepted()] == ["+15145555555"]
 
 
+def test_report_counts_each_reminder_once_per_stage(ctx):
+    db = ctx.db
+    conf = builtin_conf(ctx)
+    day1, day2 = "2026-11-30 12:00:00-05", "2026-12-01 12:00:00-05"
+    rows = [  # ref, msisdn, language, region, step, state, created, dlr, opened, checkout, paid, opted out
+        ("F-1", "+15145557001", "fr", "QC", 0, "delivered", day1, "delivered", True, True, True, False),
+        ("F-2", "+15145557002", "fr", "QC", 0, "delivered", day1, "delivered", True, False, False, True),
+        ("F-3", "+15145557003", "en", "ON", 1, "sent", day2, None, False, False, False, False),
+        ("F-4", "+15145557004", "en", "ON", 0, "failed", day2, "undelivered", False, False, False, False),
+        ("F-5", "+15145557005", "fr", "QC", 1, "failed", day2, None, False, False, False, False),
+        ("F-6", "+15145557006", "fr", "QC", 0, "unknown", day2, None, True, True, False, False),
+        ("F-7", "+15145557007", "fr", "QC", 0, "cancelled", day2, None, False, False, False, False),
+        ("F-8", "+15145557008", "fr", "QC", 0, "sent", "2026-11-20 12:00:00-05", None, True, True, True, False),
+    ]
+    for ref, msisdn, lang, region, step, state, created, dlr, opened, checkout, paid, opted in rows:
+        did = due(db, ref, msisdn, language=lang, region=region)
+        sent_at = created if state not in ("cancelled",) else None
+        rid = reminder(db, did, step, state, created_at=created, sent_at=sent_at, dlr_status=dlr)
+        db.q("INSERT INTO payremind.payment_tokens (token_hash, reminder_id, expires_at, first_opened_at,"
+             " open_count, redeemed_at) VALUES (sha256(%s::bytea), %s, now() + interval '1 day', %s, %s, %s)",
+             ref.encode(), rid, created if opened else None, 3 if opened else 0, created if checkout else None)
+        if paid:
+            assert db.one("SELECT payremind.payment_record(%s, %s, 'paid', 100)", "pay-" + ref, rid) == "recorded"
+        if opted:
+            db.q("INSERT INTO payremind.opt_outs (msisdn, source, created_at) VALUES (%s, 'keyword', %s::timestamptz"
+                 " + interval '1 hour')", msisdn, created)
+    # A failed payment counts for nothing.
+    f3 = db.one("SELECT id::text FROM payremind.reminders WHERE msisdn = '+15145557003'")
+    assert db.one("SELECT payremind.payment_record('pay-x', %s, 'failed', 100)", f3) == "recorded"
+
+    def report(*args):
+        p = ctl(conf, "report", "--since", "2026-11-30", "--until", "2026-12-01", "--json", *args)
+        assert p.returncode == 0, (args, p.returncode, p.stderr)
+        return json.loads(p.stdout)
+
+    stages = ["sent", "delivered", "failed", "unknown", "opened", "checkout", "paid", "opted_out"]
+    by_day = report("--by", "day")
+    assert [d["day"] for d in by_day] == ["2026-11-30", "2026-12-01"], by_day
+    assert [[d[s] for s in stages] for d in by_day] == [[2, 2, 0, 0, 2, 1, 1, 1], [2, 0, 2, 1, 1, 1, 0, 0]], by_day
+    by_step = report("--by", "step")
+    assert [(d["step"], d["sent"], d["failed"]) for d in by_step] == [(0, 3, 1), (1, 1, 1)], by_step
+    by_lang = {d["language"]: d for d in report("--by", "language")}
+    assert (by_lang["en"]["sent"], by_lang["fr"]["paid"], by_lang["fr"]["unknown"]) == (2, 1, 1), by_lang
+    assert {d["region"] for d in report("--by", "region")} == {"QC", "ON"}
+    # The text table ends with the totals; bad arguments are usage errors.
+    p = ctl(conf, "report", "--since", "2026-11-30", "--until", "2026-12-01", "--by", "step")
+    assert p.returncode == 0 and p.stdout.splitlines()[-1].split() == ["total", "4", "2", "2", "1", "3", "2", "1", "1"], p.stdout
+    for bad in (["--by", "month"], ["--since", "30/11/2026"], ["--json", "--html", "x.html"], ["extra"]):
+        p = ctl(conf, "report", *bad)
+        assert p.returncode == 64 and "usage: payremindctl [-c FILE] report" in p.stderr, (bad, p.returncode, p.stderr)
+    # The page: self-contained, the figures in it, no script, no external resource.
+    page = os.path.join(ctx.tmp, "report.html")
+    p = ctl(conf, "report", "--since", "2026-11-30", "--until", "2026-12-01", "--by", "region", "--html", page)
+    assert p.returncode == 0, p.stderr
+    with open(page) as f:
+        html = f.read()
+    assert html.startswith("<!DOCTYPE html>") and html.count("<svg") == 2, html[:200]
+    assert "<script" not in html and "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
+    assert "2026-11-30: 2 sent, 1 paid" in html and "2026-12-01: 2 sent, 0 paid" in html, html
+
+
 TWINS = {"P-twin-1", "P-twin-2"}
 
 

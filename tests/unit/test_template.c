@@ -86,6 +86,7 @@ static const struct {
 	{ "ARO: {amount} due {due_date}. Pay: {link} STOP", "en", 12345, "CAD",
 	    "ARO: $123.45 due 2026-11-20. Pay: https://pay.aro.ca/p/tok STOP" },
 	{ "{link} {link}", "en", 1, "CAD", "https://pay.aro.ca/p/tok https://pay.aro.ca/p/tok" },
+	{ "Dossier {ref}, compte {ref}", "fr", 1, "CAD", "Dossier A-1001, compte A-1001" },
 };
 
 static void
@@ -96,7 +97,7 @@ render_substitutes_per_language(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(render_cases) / sizeof(render_cases[0]); i++) {
 		struct template_vars v = { "https://pay.aro.ca/p/tok", render_cases[i].cents,
-			render_cases[i].currency, 2026, 11, 20 };
+			render_cases[i].currency, 2026, 11, 20, "A-1001" };
 		char out[256], err[128] = "";
 
 		print_message(
@@ -111,7 +112,7 @@ render_substitutes_per_language(void **state)
 static void
 render_french_amount_stays_gsm7(void **state)
 {
-	struct template_vars v = { "https://pay.aro.ca/p/tok", 123456789, "CAD", 2026, 1, 5 };
+	struct template_vars v = { "https://pay.aro.ca/p/tok", 123456789, "CAD", 2026, 1, 5, "A-1001" };
 	char out[128], err[128];
 
 	(void)state;
@@ -138,7 +139,7 @@ static const struct {
 static void
 render_fails_with_reason_and_leaves_out_empty(void **state)
 {
-	struct template_vars v = { "https://pay.aro.ca/p/tok", 1, "CAD", 2026, 11, 20 };
+	struct template_vars v = { "https://pay.aro.ca/p/tok", 1, "CAD", 2026, 11, 20, "A-1001" };
 	size_t i;
 
 	(void)state;
@@ -160,7 +161,7 @@ render_fails_with_reason_and_leaves_out_empty(void **state)
 static void
 render_fits_a_buffer_of_exactly_the_needed_size(void **state)
 {
-	struct template_vars v = { "https://pay.aro.ca/p/tok", 1, "CAD", 2026, 11, 20 };
+	struct template_vars v = { "https://pay.aro.ca/p/tok", 1, "CAD", 2026, 11, 20, "A-1001" };
 	char out[31], err[128];
 
 	(void)state;
@@ -178,6 +179,7 @@ static const struct {
 	    "ARRET" },
 	{ "ARO {link} {amount} {due_date} STOP", "en",
 	    "ARO https://pay.aro.ca/p/AAAAAAAAAAAAAAAAAAAAAA USD 92,233,720,368,547,758.07 9999-12-31 STOP" },
+	{ "ARO {ref} STOP", "en", "ARO WWWWWWWWWWWWWWWW STOP" },
 };
 
 static void
@@ -198,17 +200,18 @@ render_longest_uses_largest_values(void **state)
 
 /* Real rows (any currency, any amount, a real 22-character token) never render longer. */
 static const struct template_vars real_rows[] = {
-	{ "https://pay.aro.ca/p/Zx-9_aQ3bC7dE1fG2hI4jA", 1, "CAD", 2026, 11, 20 },
-	{ "https://pay.aro.ca/p/Zx-9_aQ3bC7dE1fG2hI4jA", 123456789012, "CAD", 2026, 1, 1 },
-	{ "https://pay.aro.ca/p/Zx-9_aQ3bC7dE1fG2hI4jA", 99999999999999999, "USD", 2099, 12, 31 },
-	{ "https://pay.aro.ca/p/Zx-9_aQ3bC7dE1fG2hI4jA", INT64_MAX, "CAD", 2026, 11, 20 },
+	{ "https://pay.aro.ca/p/Zx-9_aQ3bC7dE1fG2hI4jA", 1, "CAD", 2026, 11, 20, "A-1001" },
+	{ "https://pay.aro.ca/p/Zx-9_aQ3bC7dE1fG2hI4jA", 123456789012, "CAD", 2026, 1, 1, "A-1001" },
+	{ "https://pay.aro.ca/p/Zx-9_aQ3bC7dE1fG2hI4jA", 99999999999999999, "USD", 2099, 12, 31, "A-1001" },
+	{ "https://pay.aro.ca/p/Zx-9_aQ3bC7dE1fG2hI4jA", INT64_MAX, "CAD", 2026, 11, 20, "A-1001" },
+	{ "https://pay.aro.ca/p/Zx-9_aQ3bC7dE1fG2hI4jA", 1, "CAD", 2026, 11, 20, "ABCDEFGHIJKLMNOP" },
 };
 
 static void
 render_longest_is_never_shorter_than_a_real_row(void **state)
 {
 	const char *langs[] = { "fr", "en" };
-	const char *tmpl = "{link} {amount} {due_date} ARRET STOP";
+	const char *tmpl = "{link} {amount} {due_date} {ref} ARRET STOP";
 	size_t i, k;
 
 	(void)state;
