@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <libconfig.h>
 #include <libpq-fe.h>
 
@@ -22,6 +23,7 @@
 #include "payremind/policy.h"
 #include "payremind/template.h"
 #include "payremind/tz.h"
+#include "payremind/webhook.h"
 
 #define CONF_SECRET_MAX 4096            /* a bearer token, a password or an auth token: far less than this */
 #define CONF_RENDER_MAX 16384           /* 10 segments of 4-byte characters, with room to spare */
@@ -42,6 +44,7 @@ enum conf_kind {
 	CK_BOOL,     /* int, 0 or 1 */
 	CK_OFFSETS,  /* rules.offsets_days / noffsets: a strictly increasing array, elements in [min, max] */
 	CK_REGIONS,  /* rules.regions / nregions */
+	CK_ADDRS,    /* listen.trusted_proxies: an array of IP addresses, stored canonical */
 };
 
 /* One configuration key: the single place that gives its type, range, default and reload behaviour. */
@@ -169,6 +172,10 @@ conf_check_conninfo(const char *value, char *err, size_t errlen)
 		.path = p, .kind = CK_OFFSETS, .min = lo, .max = hi, .def_ints = def,                  \
 		.def_nints = (int)(sizeof(def) / sizeof((def)[0])), .reloadable = rl, .off = AT(rules) \
 	}
+#define K_ADDRS(p, rl)                                                                           \
+	{                                                                                        \
+		.path = p, .kind = CK_ADDRS, .reloadable = rl, .off = AT(listen.trusted_proxies) \
+	}
 #define K_REGIONS(p, rl)                                                          \
 	{                                                                         \
 		.path = p, .kind = CK_REGIONS, .reloadable = rl, .off = AT(rules) \
@@ -211,6 +218,7 @@ static const struct conf_key conf_keys[] = {
 	K_INT("listen.port", listen.port, 0, 65535, 8787, RESTART),
 	K_SECRET("listen.secret_file", listen.secret_file, listen.secret, "listen_secret", RESTART),
 	K_STRING("listen.public_url", listen.public_url, "http://127.0.0.1:8787", conf_check_url, RESTART),
+	K_ADDRS("listen.trusted_proxies", RESTART),
 	K_INT("retention.days", retention.days, 1, 3650, 180, RELOAD),
 };
 
@@ -763,6 +771,39 @@ conf_set_regions(struct loader *ld, const struct conf_key *k, const config_setti
 		conf_parse_region(ld, config_setting_get_elem(s, (unsigned)i), &rules->regions[i]);
 }
 
+/* listen.trusted_proxies: an array (or list) of at most CONF_MAX_TRUSTED_PROXIES numeric IP addresses. */
+static void
+conf_set_addrs(struct loader *ld, const struct conf_key *k, const config_setting_t *s)
+{
+	char canon[CONF_MAX_TRUSTED_PROXIES][CONF_ADDR_MAX];
+	int n, i;
+
+	if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST) {
+		conf_errorf(ld, s,
+		    "%s: expected an array of IP addresses like [\"10.0.0.5\", \"::1\"], not %s", k->path,
+		    conf_type_name(s));
+		return;
+	}
+	if ((n = config_setting_length(s)) > CONF_MAX_TRUSTED_PROXIES) {
+		conf_errorf(ld, s, "%s: has %d entries, at most %d", k->path, n, CONF_MAX_TRUSTED_PROXIES);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = conf_get_string(ld, e, k->path);
+
+		if (v == NULL)
+			return;
+		if (webhook_addr_canonical(v, canon[i], sizeof(canon[i])) == -1) {
+			conf_errorf(ld, e, "%s: \"%s\" is not an IPv4 or IPv6 address (no names, no ranges)",
+			    k->path, v);
+			return;
+		}
+	}
+	memcpy(ld->conf->listen.trusted_proxies, canon, sizeof(canon[0]) * (size_t)n);
+	ld->conf->listen.ntrusted_proxies = n;
+}
+
 /* Apply the file's setting s to key k, or report why it cannot be. */
 static void
 conf_apply(struct loader *ld, const struct conf_key *k, const config_setting_t *s)
@@ -795,6 +836,9 @@ conf_apply(struct loader *ld, const struct conf_key *k, const config_setting_t *
 		break;
 	case CK_REGIONS:
 		conf_set_regions(ld, k, s);
+		break;
+	case CK_ADDRS:
+		conf_set_addrs(ld, k, s);
 		break;
 	}
 	if (ld->errs->n > before)
@@ -830,6 +874,9 @@ conf_set_default(struct conf *c, const struct conf_key *k)
 		break;
 	case CK_REGIONS:
 		break; /* policy_defaults() */
+	case CK_ADDRS:
+		c->listen.ntrusted_proxies = 0; /* none: every peer is a client */
+		break;
 	}
 }
 
@@ -1293,6 +1340,29 @@ conf_conninfo_redacted(const PQconninfoOption *opts)
 	return text;
 }
 
+/* A URL as written, unless it carries a password (http://user:secret@host/): then with the password
+ * shown as (set), like the conninfo's. */
+static void
+conf_dump_url(FILE *fp, const char *url)
+{
+	CURLU *u = curl_url();
+	char *pw = NULL, *text = NULL;
+
+	if (u == NULL)
+		fatalx("conf_dump_url: out of memory");
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PASSWORD, &pw, 0) != CURLUE_OK)
+		conf_dump_quoted(fp, url);
+	else if (curl_url_set(u, CURLUPART_PASSWORD, "(set)", 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_URL, &text, 0) == CURLUE_OK)
+		conf_dump_quoted(fp, text);
+	else
+		conf_dump_quoted(fp, "(a URL with a password)");
+	curl_free(pw);
+	curl_free(text);
+	curl_url_cleanup(u);
+}
+
 /* 1 when the parsed connection string sets a password. */
 static int
 conf_conninfo_has_password(const PQconninfoOption *opts)
@@ -1376,6 +1446,11 @@ conf_dump_key(const struct conf *c, const struct conf_key *k, FILE *fp)
 	fprintf(fp, "%s = ", k->path);
 	switch (k->kind) {
 	case CK_STRING:
+		if (k->check == conf_check_url)
+			conf_dump_url(fp, *CONF_CVAL(c, k, char *));
+		else
+			conf_dump_quoted(fp, *CONF_CVAL(c, k, char *));
+		break;
 	case CK_SECRET:
 		conf_dump_quoted(fp, *CONF_CVAL(c, k, char *));
 		break;
@@ -1400,6 +1475,12 @@ conf_dump_key(const struct conf *c, const struct conf_key *k, FILE *fp)
 	case CK_OFFSETS:
 		for (i = 0; i < rules->noffsets; i++)
 			fprintf(fp, "%s%d", i > 0 ? ", " : "[", rules->offsets_days[i]);
+		fputc(']', fp);
+		break;
+	case CK_ADDRS:
+		fputc('[', fp);
+		for (i = 0; i < c->listen.ntrusted_proxies; i++)
+			fprintf(fp, "%s\"%s\"", i > 0 ? ", " : "", c->listen.trusted_proxies[i]);
 		fputc(']', fp);
 		break;
 	case CK_REGIONS:

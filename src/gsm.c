@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "payremind/gsm.h"
+#include "payremind/utf8.h"
 
 #define GSM7_SINGLE 160 /* septets in a one-part message */
 #define GSM7_PART 153   /* septets per part once a user-data header is needed */
@@ -69,46 +70,6 @@ static const struct {
 	{ 0x2026, "..." },
 };
 
-/*
- * Decode one code point at *p and advance *p past it. Strict: -1 (and *p unchanged) for a stray
- * continuation byte, a truncated sequence, an overlong form, a surrogate or anything above U+10FFFF,
- * so that what we count is exactly what a gateway will be able to encode.
- */
-static int
-utf8_next(const unsigned char **p, uint32_t *cp)
-{
-	static const uint32_t min_for_len[5] = { 0, 0, 0x80, 0x800, 0x10000 };
-	const unsigned char *s = *p;
-	size_t len, i;
-	uint32_t c;
-
-	if (s[0] < 0x80) {
-		len = 1;
-		c = s[0];
-	} else if ((s[0] & 0xE0) == 0xC0) {
-		len = 2;
-		c = s[0] & 0x1F;
-	} else if ((s[0] & 0xF0) == 0xE0) {
-		len = 3;
-		c = s[0] & 0x0F;
-	} else if ((s[0] & 0xF8) == 0xF0) {
-		len = 4;
-		c = s[0] & 0x07;
-	} else {
-		return -1;
-	}
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return -1;
-		c = (c << 6) | (s[i] & 0x3F);
-	}
-	if (c < min_for_len[len] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-		return -1;
-	*cp = c;
-	*p = s + len;
-	return 0;
-}
-
 /* Septets a code point costs in GSM-7: 1 in the basic set, 2 in the extension, 0 when not GSM-7. */
 static size_t
 gsm_septets(uint32_t cp)
@@ -137,11 +98,12 @@ gsm_width(uint32_t cp, enum gsm_coding coding)
 static int
 gsm_choose_coding(const unsigned char *s, enum gsm_coding *coding)
 {
+	const unsigned char *end = s + strlen((const char *)s);
 	uint32_t cp;
 
 	*coding = GSM_CODING_GSM7;
-	while (*s != '\0') {
-		if (utf8_next(&s, &cp) == -1)
+	while (s < end) {
+		if (utf8_next(&s, (size_t)(end - s), &cp) == -1)
 			return -1;
 		if (gsm_septets(cp) == 0)
 			*coding = GSM_CODING_UCS2;
@@ -159,11 +121,12 @@ gsm_count(const unsigned char *s, enum gsm_coding coding, struct gsm_info *out)
 {
 	size_t single = coding == GSM_CODING_GSM7 ? GSM7_SINGLE : UCS2_SINGLE;
 	size_t part = coding == GSM_CODING_GSM7 ? GSM7_PART : UCS2_PART;
+	const unsigned char *end = s + strlen((const char *)s);
 	size_t units = 0, in_part = 0;
 	int parts = 1;
 	uint32_t cp;
 
-	while (*s != '\0' && utf8_next(&s, &cp) == 0) {
+	while (s < end && utf8_next(&s, (size_t)(end - s), &cp) == 0) {
 		size_t w = gsm_width(cp, coding);
 
 		units += w;
@@ -221,17 +184,17 @@ gsm_translit_for(uint32_t cp)
 char *
 gsm_transliterate(const char *utf8)
 {
-	const unsigned char *s = (const unsigned char *)utf8;
+	const unsigned char *s = (const unsigned char *)utf8, *end = s + strlen(utf8);
 	char *out = malloc(strlen(utf8) + 1), *w = out;
 	const char *rep;
 	uint32_t cp;
 
 	if (out == NULL)
 		return NULL;
-	while (*s != '\0') {
+	while (s < end) {
 		const unsigned char *start = s;
 
-		if (utf8_next(&s, &cp) == -1) {
+		if (utf8_next(&s, (size_t)(end - s), &cp) == -1) {
 			*w++ = (char)*s++;
 			continue;
 		}

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "payremind/keyword.h"
+#include "payremind/utf8.h"
 
 static const struct {
 	const char *name;
@@ -51,36 +52,6 @@ static const char keyword_latin1[] = "AAAAAA?CEEEEIIIIDNOOOOO?OUUUUY??"
 
 #define KEYWORD_OTHER '\x1a' /* a character no keyword contains */
 
-/* Decode one UTF-8 code point at *s, advancing *s. -1 on a malformed, overlong or surrogate sequence. */
-static long
-keyword_utf8_next(const unsigned char **s)
-{
-	const unsigned char *p = *s;
-	long cp;
-	int n, i;
-
-	if (p[0] < 0x80)
-		n = 0, cp = p[0];
-	else if (p[0] >= 0xc2 && p[0] < 0xe0)
-		n = 1, cp = p[0] & 0x1f;
-	else if (p[0] >= 0xe0 && p[0] < 0xf0)
-		n = 2, cp = p[0] & 0x0f;
-	else if (p[0] >= 0xf0 && p[0] < 0xf5)
-		n = 3, cp = p[0] & 0x07;
-	else
-		return -1;
-	for (i = 1; i <= n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return -1;
-		cp = cp << 6 | (p[i] & 0x3f);
-	}
-	if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp < 0xe000))) ||
-	    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-		return -1;
-	*s = p + n + 1;
-	return cp;
-}
-
 static int
 keyword_is_space(long cp)
 {
@@ -119,17 +90,17 @@ keyword_is_trimmed(char c)
 int
 keyword_normalize(const char *text, char *out, size_t len)
 {
-	const unsigned char *s = (const unsigned char *)text;
+	const unsigned char *s = (const unsigned char *)text, *end = s + strlen(text);
 	size_t w = 0, keep = 0;
 	int lost = 0;
 
 	if (len == 0)
 		return -1;
-	while (*s) {
-		long cp = keyword_utf8_next(&s);
+	while (s < end) {
+		uint32_t cp;
 		char c;
 
-		if (cp < 0)
+		if (utf8_next(&s, (size_t)(end - s), &cp) == -1)
 			return -1;
 		if ((c = keyword_fold(cp)) == 0)
 			continue;

@@ -1,7 +1,9 @@
 /* The webhook listener: libmicrohttpd threads with a PostgreSQL connection of their own; SPEC §6 routes. */
 #define _GNU_SOURCE /* asprintf, open_memstream, strndup */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -9,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -21,46 +24,41 @@
 #include "payremind/log.h"
 #include "payremind/loop.h"
 #include "payremind/metrics.h"
+#include "payremind/route.h"
 #include "payremind/webhook.h"
 
-#define LISTENER_BODY_MAX (16 * 1024) /* larger bodies get 413: no webhook of ours comes close */
-#define LISTENER_BACKLOG 4096u        /* DLR bursts must queue in the kernel, not be refused */
-#define LISTENER_MAX_CONNECTIONS 1024u
+#define LISTENER_BODY_MAX (16 * 1024)    /* larger bodies get 413: no webhook of ours comes close */
+#define LISTENER_BACKLOG 4096u           /* DLR bursts must queue in the kernel, not be refused */
+#define LISTENER_MAX_CONNECTIONS 1024u   /* lowered to what RLIMIT_NOFILE leaves beside LISTENER_FD_RESERVE */
+#define LISTENER_FD_RESERVE 256u         /* descriptors kept for the database, libcurl, logs and files */
 #define LISTENER_CONN_MEMORY (64 * 1024) /* per connection: request line (Kannel's GET) and headers */
-#define LISTENER_CONN_TIMEOUT_S 30u      /* idle or trickling clients are dropped */
-#define LISTENER_THREADS 4u              /* /healthz and /metrics stay answerable beside slow requests */
-#define LISTENER_DB_TIMEOUT_MS 5000      /* a statement taking longer is cancelled: 503 */
-#define LISTENER_DB_RETRY_MS 1000        /* no reconnect attempt more often than this */
+#define LISTENER_CONN_TIMEOUT_S 30u      /* a connection with no traffic at all is dropped */
+#define LISTENER_PER_CLIENT 64u    /* connections (requests through a trusted proxy) per client address */
+#define LISTENER_DEADLINE_MS 10000 /* a whole request (line, headers, body) must be in within this */
+#define LISTENER_SWEEP_MS 250      /* how often the sweeper looks for requests past their deadline */
+#define LISTENER_REPORT_MS 10000   /* refused and swept connections are logged at most this often */
+#define LISTENER_MHD_LOG_MAX 20    /* libmicrohttpd messages logged per LISTENER_REPORT_MS */
+#define LISTENER_COUNT_BUCKETS 256u
+#define LISTENER_THREADS 4u         /* /healthz and /metrics stay answerable beside slow requests */
+#define LISTENER_DB_TIMEOUT_MS 5000 /* a statement taking longer is cancelled: 503 */
+#define LISTENER_DB_RETRY_MS 1000   /* no reconnect attempt more often than this */
 #define LISTENER_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define LISTENER_TWIML "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
 
-enum listener_auth {
-	LISTENER_AUTH_NONE,   /* /healthz, /metrics */
-	LISTENER_AUTH_KEY,    /* X-Payremind-Key (kannel routes: also the `key` query parameter) */
-	LISTENER_AUTH_TWILIO, /* X-Twilio-Signature */
+/* How many connections (or proxied requests) one client address holds now. */
+struct listener_count {
+	struct listener_count *next;
+	unsigned n;
+	char addr[WEBHOOK_ADDR_MAX];
 };
 
-enum listener_kind { LISTENER_HEALTH, LISTENER_METRICS, LISTENER_INBOUND, LISTENER_DLR };
-
-struct listener_route {
-	const char *path;
-	const char *method; /* GET routes also answer HEAD */
-	enum listener_auth auth;
-	enum listener_kind kind;
-	enum conf_dialect dialect;
-};
-
-static const struct listener_route listener_routes[] = {
-	{ "/healthz", MHD_HTTP_METHOD_GET, LISTENER_AUTH_NONE, LISTENER_HEALTH, CONF_DIALECT_JSON },
-	{ "/metrics", MHD_HTTP_METHOD_GET, LISTENER_AUTH_NONE, LISTENER_METRICS, CONF_DIALECT_JSON },
-	{ "/v1/inbound/json", MHD_HTTP_METHOD_POST, LISTENER_AUTH_KEY, LISTENER_INBOUND, CONF_DIALECT_JSON },
-	{ "/v1/inbound/kannel", MHD_HTTP_METHOD_GET, LISTENER_AUTH_KEY, LISTENER_INBOUND,
-	    CONF_DIALECT_KANNEL },
-	{ "/v1/inbound/twilio", MHD_HTTP_METHOD_POST, LISTENER_AUTH_TWILIO, LISTENER_INBOUND,
-	    CONF_DIALECT_TWILIO },
-	{ "/v1/dlr/json", MHD_HTTP_METHOD_POST, LISTENER_AUTH_KEY, LISTENER_DLR, CONF_DIALECT_JSON },
-	{ "/v1/dlr/kannel", MHD_HTTP_METHOD_GET, LISTENER_AUTH_KEY, LISTENER_DLR, CONF_DIALECT_KANNEL },
-	{ "/v1/dlr/twilio", MHD_HTTP_METHOD_POST, LISTENER_AUTH_TWILIO, LISTENER_DLR, CONF_DIALECT_TWILIO },
+/* One TCP connection, from libmicrohttpd's STARTED notification to its CLOSED one. */
+struct listener_conn {
+	struct listener_conn *prev, *next;
+	int fd;
+	int trusted;        /* the peer is in listen.trusted_proxies */
+	long long deadline; /* monotonic ms by which the request being received must be in; 0: none */
+	char peer[WEBHOOK_ADDR_MAX];
 };
 
 /* What the listener keeps of the configuration; swapped whole by listener_set_conf. */
@@ -80,12 +78,36 @@ struct listener {
 	struct listener_secrets sec;
 	char start_err[256]; /* libmicrohttpd's last complaint while starting */
 	int starting;
+	/*
+	 * conn_mtx guards conns, counts and the figures below. libmicrohttpd calls the CLOSED notification
+	 * (which takes it) before it closes the socket, so the sweeper, which shuts sockets down under it,
+	 * never touches a descriptor that was closed and handed to someone else in between.
+	 */
+	pthread_mutex_t conn_mtx;
+	pthread_cond_t sweep_cv;
+	struct listener_conn *conns;
+	struct listener_count *counts[LISTENER_COUNT_BUCKETS];
+	unsigned long refused, swept; /* since the last report */
+	long long report_at;
+	int stopping;
+	int sweeper_running;
+	pthread_t sweeper;
+	pthread_mutex_t
+	    mhdlog_mtx; /* guards the three below: how much of libmicrohttpd's chatter is logged */
+	long long mhdlog_until;
+	unsigned mhdlog_count;
+	unsigned long mhdlog_dropped;
+	char trusted[CONF_MAX_TRUSTED_PROXIES][WEBHOOK_ADDR_MAX]; /* listen.trusted_proxies, canonical */
+	const char *trusted_v[CONF_MAX_TRUSTED_PROXIES];
+	size_t ntrusted;
 };
 
 /* One request, from its request line to its completion. */
 struct listener_req {
 	char *uri; /* the request target as received, query included: the Twilio signature covers it */
-	const struct listener_route *route;
+	const struct route *route;
+	char client[WEBHOOK_ADDR_MAX]; /* the peer, or the X-Forwarded-For client behind a trusted proxy */
+	int counted;                   /* client's count holds this request (a proxied client) */
 	int started;
 	int answered; /* an answer was queued before the body: whatever still comes is dropped */
 	int too_big;
@@ -466,42 +488,40 @@ listener_inbound_record(struct listener *l, enum conf_dialect d, const struct we
 /* Replies from phones: record, act on a keyword, queue the reply; a replay changes nothing. */
 static void
 listener_inbound(
-    struct listener *l, const struct listener_route *rt, struct listener_req *r, struct listener_reply *rep)
+    struct listener *l, const struct route *rt, struct listener_req *r, struct listener_reply *rep)
 {
 	struct webhook_inbound in;
 	struct keyword_match m;
-	char err[256], masked[24];
+	char err[256], masked[24], shown_id[24], shown_to[24];
 	int duplicate = 0;
-	char *text;
 
 	if (webhook_inbound_parse(rt->dialect, &r->params, &in, err, sizeof(err)) == -1) {
-		log_notice("listener: %s: 400 %s", rt->path, err);
+		log_notice("listener: %s: 400 %s client=%s", rt->path, err, r->client);
 		listener_text(rep, MHD_HTTP_BAD_REQUEST, "%s", err);
 		return;
 	}
 	if (!conf_sender_allowed(in.to)) {
 		log_warnx(
-		    "listener: %s: REFUSED inbound id=%s to short code %s: not 27022 or 270282, no reply "
-		    "can go out from it (check the gateway's routing)",
-		    rt->path, in.id, in.to);
+		    "listener: %s: REFUSED inbound id=%s to short code %s client=%s: not 27022 or 270282, "
+		    "no reply can go out from it (check the gateway's routing)",
+		    rt->path, webhook_log_value(in.id, shown_id, sizeof(shown_id)),
+		    webhook_log_value(in.to, shown_to, sizeof(shown_to)), r->client);
 		listener_text(
 		    rep, MHD_HTTP_BAD_REQUEST, "field to: not one of our short codes (27022, 270282)");
 		return;
 	}
-	if ((text = webhook_text_utf8(in.text)) == NULL)
-		fatal("listener: out of memory");
-	keyword_match(text, &m);
-	if (listener_inbound_record(l, rt->dialect, &in, text, &m, &duplicate, err, sizeof(err)) == -1) {
-		log_warnx("listener: %s: inbound id=%s not recorded: %s", rt->path, in.id, err);
+	keyword_match(in.text, &m);
+	if (listener_inbound_record(l, rt->dialect, &in, in.text, &m, &duplicate, err, sizeof(err)) == -1) {
+		log_warnx("listener: %s: inbound id=%s not recorded: %s", rt->path,
+		    webhook_log_value(in.id, shown_id, sizeof(shown_id)), err);
 		listener_text(rep, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
-		free(text);
 		return;
 	}
-	free(text);
 	if (!duplicate)
 		metrics_count_inbound(m.index);
 	log_info("listener: inbound gateway=%s id=%s from=%s to=%s keyword=%s action=%s%s",
-	    conf_dialect_to_text(rt->dialect), in.id, log_mask_msisdn(in.from, masked, sizeof(masked)), in.to,
+	    conf_dialect_to_text(rt->dialect), webhook_log_value(in.id, shown_id, sizeof(shown_id)),
+	    log_mask_msisdn(in.from, masked, sizeof(masked)), in.to,
 	    m.index >= 0 ? keyword_name(m.index) : "-", keyword_action_to_text(m.action),
 	    duplicate ? " duplicate" : "");
 	if (rt->dialect == CONF_DIALECT_TWILIO) {
@@ -535,46 +555,56 @@ listener_dlr_record(struct listener *l, enum conf_dialect d, const struct webhoo
 }
 
 /* Twilio's status callback URL names our reminder (?ref=<id>, see gateway_twilio.c): find it by that key,
- * the message sid staying the gateway's id. A callback without it is looked up by sid. */
-static void
-listener_twilio_ref(const struct listener_req *r, struct webhook_dlr *dlr)
+ * the message sid staying the gateway's id. A callback without it is looked up by sid. -1 with err when
+ * the query is malformed, not UTF-8 or repeats a parameter. */
+static int
+listener_twilio_ref(const struct listener_req *r, struct webhook_dlr *dlr, char *err, size_t errlen)
 {
 	struct webhook_params q = { 0 };
 	const char *ref, *qs = strchr(r->uri, '?');
+	int rc = 0;
 
-	if (qs != NULL && webhook_form_parse(qs + 1, strlen(qs + 1), &q) == 0 &&
-	    (ref = webhook_params_get(&q, "ref")) != NULL && webhook_is_uuid(ref) &&
+	if (qs == NULL)
+		return 0;
+	if (webhook_form_parse(qs + 1, strlen(qs + 1), &q) == -1) {
+		snprintf(err, errlen, "malformed query string");
+		rc = -1;
+	} else if (webhook_params_check(&q, err, errlen) == -1) {
+		rc = -1;
+	} else if ((ref = webhook_params_get(&q, "ref")) != NULL && webhook_is_uuid(ref) &&
 	    strlen(ref) < sizeof(dlr->ref)) {
 		snprintf(dlr->ref, sizeof(dlr->ref), "%s", ref);
 		dlr->by_sid = 0;
 	}
 	webhook_params_free(&q);
+	return rc;
 }
 
 /* Delivery reports: move the reminder (or reply) once; unknown references get 404 and change nothing. */
 static void
-listener_dlr(
-    struct listener *l, const struct listener_route *rt, struct listener_req *r, struct listener_reply *rep)
+listener_dlr(struct listener *l, const struct route *rt, struct listener_req *r, struct listener_reply *rep)
 {
 	struct webhook_dlr dlr;
-	char err[256], result[32] = "unknown";
+	char err[256], result[32] = "unknown", shown_ref[24], shown_code[24];
 
-	if (webhook_dlr_parse(rt->dialect, &r->params, &dlr, err, sizeof(err)) == -1) {
-		log_notice("listener: %s: 400 %s", rt->path, err);
+	if (webhook_dlr_parse(rt->dialect, &r->params, &dlr, err, sizeof(err)) == -1 ||
+	    (rt->dialect == CONF_DIALECT_TWILIO && listener_twilio_ref(r, &dlr, err, sizeof(err)) == -1)) {
+		log_notice("listener: %s: 400 %s client=%s", rt->path, err, r->client);
 		listener_text(rep, MHD_HTTP_BAD_REQUEST, "%s", err);
 		return;
 	}
-	if (rt->dialect == CONF_DIALECT_TWILIO)
-		listener_twilio_ref(r, &dlr);
 	if ((dlr.by_sid || webhook_is_uuid(dlr.ref)) &&
 	    listener_dlr_record(l, rt->dialect, &dlr, result, sizeof(result), err, sizeof(err)) == -1) {
-		log_warnx("listener: %s: dlr ref=%s not recorded: %s", rt->path, dlr.ref, err);
+		log_warnx("listener: %s: dlr ref=%s not recorded: %s", rt->path,
+		    webhook_log_value(dlr.ref, shown_ref, sizeof(shown_ref)), err);
 		listener_text(rep, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
 		return;
 	}
 	log_info("listener: dlr gateway=%s ref=%s status=%s raw=%s%s%s result=%s%s",
-	    conf_dialect_to_text(rt->dialect), dlr.ref, webhook_dlr_status_to_text(dlr.status),
-	    dlr.raw_status, dlr.code[0] ? " code=" : "", dlr.code, result, dlr.opt_out ? " opt_out" : "");
+	    conf_dialect_to_text(rt->dialect), webhook_log_value(dlr.ref, shown_ref, sizeof(shown_ref)),
+	    webhook_dlr_status_to_text(dlr.status), dlr.raw_status, dlr.code[0] ? " code=" : "",
+	    webhook_log_value(dlr.code, shown_code, sizeof(shown_code)), result,
+	    dlr.opt_out ? " opt_out" : "");
 	if (strcmp(result, "unknown") == 0) {
 		listener_text(rep, MHD_HTTP_NOT_FOUND, "unknown reference");
 		return;
@@ -606,25 +636,6 @@ listener_queue(struct MHD_Connection *c, struct listener_reply *rep)
 	MHD_destroy_response(resp);
 }
 
-static const struct listener_route *
-listener_route_find(const char *path)
-{
-	size_t i;
-
-	for (i = 0; i < LISTENER_NELEM(listener_routes); i++) {
-		if (strcmp(listener_routes[i].path, path) == 0)
-			return &listener_routes[i];
-	}
-	return NULL;
-}
-
-static int
-listener_method_ok(const struct listener_route *rt, const char *method)
-{
-	return strcmp(method, rt->method) == 0 ||
-	    (strcmp(rt->method, MHD_HTTP_METHOD_GET) == 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
-}
-
 /* The query string of the request target, decoded into r->params. -1 when malformed. */
 static int
 listener_query(struct listener_req *r)
@@ -634,25 +645,313 @@ listener_query(struct listener_req *r)
 	return q == NULL ? 0 : webhook_form_parse(q + 1, strlen(q + 1), &r->params);
 }
 
+/* ---- clients: per-address counts, deadlines, X-Forwarded-For ---- */
+
+/* The canonical text of a peer's address ("?" for a family that has none). */
+static void
+listener_addr_text(const struct sockaddr *sa, char *out, size_t len)
+{
+	char tmp[WEBHOOK_ADDR_MAX] = "?";
+
+	if (sa != NULL && sa->sa_family == AF_INET)
+		inet_ntop(
+		    AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, tmp, sizeof(tmp));
+	else if (sa != NULL && sa->sa_family == AF_INET6)
+		inet_ntop(
+		    AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, tmp, sizeof(tmp));
+	if (webhook_addr_canonical(tmp, out, len) == -1)
+		snprintf(out, len, "%s", tmp);
+}
+
+static int
+listener_is_trusted(const struct listener *l, const char *addr)
+{
+	size_t i;
+
+	for (i = 0; i < l->ntrusted; i++) {
+		if (strcmp(l->trusted[i], addr) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* The count of addr (created when create), under conn_mtx. NULL when absent and not created. */
+static struct listener_count *
+listener_count_find(struct listener *l, const char *addr, int create)
+{
+	unsigned h = 2166136261u;
+	struct listener_count *c;
+	const char *p;
+
+	for (p = addr; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	h %= LISTENER_COUNT_BUCKETS;
+	for (c = l->counts[h]; c != NULL; c = c->next) {
+		if (strcmp(c->addr, addr) == 0)
+			return c;
+	}
+	if (!create)
+		return NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal("listener: out of memory");
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	c->next = l->counts[h];
+	l->counts[h] = c;
+	return c;
+}
+
+static unsigned
+listener_count_get(struct listener *l, const char *addr)
+{
+	const struct listener_count *c = listener_count_find(l, addr, 0);
+
+	return c != NULL ? c->n : 0;
+}
+
+/* One more or one less for addr, under conn_mtx; a count back at 0 is freed. */
+static void
+listener_count_add(struct listener *l, const char *addr, int delta)
+{
+	struct listener_count *c = listener_count_find(l, addr, delta > 0), **pp;
+	unsigned h;
+
+	if (c == NULL)
+		return;
+	if (delta > 0 || c->n > 1) {
+		c->n = delta > 0 ? c->n + 1 : c->n - 1;
+		return;
+	}
+	for (h = 0; h < LISTENER_COUNT_BUCKETS; h++) {
+		for (pp = &l->counts[h]; *pp != NULL; pp = &(*pp)->next) {
+			if (*pp == c) {
+				*pp = c->next;
+				free(c);
+				return;
+			}
+		}
+	}
+}
+
+/* Before libmicrohttpd takes a connection: refuse one more from an address that holds
+ * LISTENER_PER_CLIENT already (a trusted proxy carries many clients: never refused here). */
+static enum MHD_Result
+listener_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct listener *l = cls;
+	char peer[WEBHOOK_ADDR_MAX];
+	int ok;
+
+	(void)addrlen;
+	listener_addr_text(addr, peer, sizeof(peer));
+	if (listener_is_trusted(l, peer))
+		return MHD_YES;
+	pthread_mutex_lock(&l->conn_mtx);
+	ok = listener_count_get(l, peer) < LISTENER_PER_CLIENT;
+	if (!ok)
+		l->refused++;
+	pthread_mutex_unlock(&l->conn_mtx);
+	return ok ? MHD_YES : MHD_NO;
+}
+
+/* A connection begins: count it against its address, and give its first request a deadline. */
+static void
+listener_conn_started(struct listener *l, struct MHD_Connection *c, void **socket_context)
+{
+	const union MHD_ConnectionInfo *fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	const union MHD_ConnectionInfo *ad = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	struct listener_conn *e;
+
+	if (fd == NULL || ad == NULL || (e = calloc(1, sizeof(*e))) == NULL)
+		return; /* untracked: not counted, no deadline (libmicrohttpd's idle timeout still applies) */
+	e->fd = fd->connect_fd;
+	listener_addr_text(ad->client_addr, e->peer, sizeof(e->peer));
+	e->trusted = listener_is_trusted(l, e->peer);
+	e->deadline = loop_now_ms() + LISTENER_DEADLINE_MS;
+	pthread_mutex_lock(&l->conn_mtx);
+	e->next = l->conns;
+	if (l->conns != NULL)
+		l->conns->prev = e;
+	l->conns = e;
+	listener_count_add(l, e->peer, 1);
+	pthread_mutex_unlock(&l->conn_mtx);
+	*socket_context = e;
+}
+
+/* libmicrohttpd's STARTED and CLOSED notifications; CLOSED comes before the socket is closed. */
+static void
+listener_conn_notify(
+    void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code)
+{
+	struct listener *l = cls;
+	struct listener_conn *e = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		listener_conn_started(l, c, socket_context);
+		return;
+	}
+	if (code != MHD_CONNECTION_NOTIFY_CLOSED || e == NULL)
+		return;
+	pthread_mutex_lock(&l->conn_mtx);
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		l->conns = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	listener_count_add(l, e->peer, -1);
+	pthread_mutex_unlock(&l->conn_mtx);
+	free(e);
+	*socket_context = NULL;
+}
+
+static struct listener_conn *
+listener_conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci != NULL ? ci->socket_context : NULL;
+}
+
+enum listener_moment { LISTENER_REQUEST_LINE, LISTENER_REQUEST_IN, LISTENER_REQUEST_DONE };
+
 /*
- * What can be decided from the request line and headers alone, before any body is read: route,
- * method, declared size, and the webhook key. 0 to go on reading, or -1 with the answer in rep.
+ * The deadline of the request on c at each moment of it. A client's next request on a kept-alive
+ * connection is due LISTENER_DEADLINE_MS after the last one is done, so a connection cannot be held
+ * idle or trickling for long. A trusted proxy keeps its idle upstream connections (libmicrohttpd's idle
+ * timeout still applies) and its request is due LISTENER_DEADLINE_MS after its request line. Once the
+ * whole request is in, there is no deadline: what is left is ours to do.
+ */
+static void
+listener_deadline(struct listener *l, struct MHD_Connection *c, enum listener_moment at)
+{
+	struct listener_conn *e = listener_conn_of(c);
+
+	if (e == NULL)
+		return;
+	pthread_mutex_lock(&l->conn_mtx);
+	if (at == LISTENER_REQUEST_IN || (at == LISTENER_REQUEST_DONE && e->trusted))
+		e->deadline = 0;
+	else if (at == LISTENER_REQUEST_DONE || e->deadline == 0)
+		e->deadline = loop_now_ms() + LISTENER_DEADLINE_MS;
+	pthread_mutex_unlock(&l->conn_mtx);
+}
+
+/*
+ * Who sent the request: the peer, or behind a trusted proxy the X-Forwarded-For client, who is then
+ * held to LISTENER_PER_CLIENT requests at a time (the proxy's own connections are not). -1 when that
+ * client is over its limit.
  */
 static int
-listener_begin(struct listener *l, struct MHD_Connection *c, const char *url, const char *method,
-    struct listener_req *r, struct listener_reply *rep)
+listener_client(struct listener *l, struct MHD_Connection *c, struct listener_req *r)
+{
+	const struct listener_conn *e = listener_conn_of(c);
+	const char *xff;
+	int over;
+
+	if (e == NULL) {
+		snprintf(r->client, sizeof(r->client), "?");
+		return 0;
+	}
+	snprintf(r->client, sizeof(r->client), "%s", e->peer);
+	if (!e->trusted)
+		return 0;
+	xff = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For");
+	if (webhook_forwarded_client(e->peer, xff, l->trusted_v, l->ntrusted, r->client, sizeof(r->client)) ==
+	    -1)
+		log_notice("listener: malformed X-Forwarded-For from trusted proxy %s", e->peer);
+	if (strcmp(r->client, e->peer) == 0)
+		return 0;
+	pthread_mutex_lock(&l->conn_mtx);
+	over = listener_count_get(l, r->client) >= LISTENER_PER_CLIENT;
+	if (!over) {
+		listener_count_add(l, r->client, 1);
+		r->counted = 1;
+	} else {
+		l->refused++;
+	}
+	pthread_mutex_unlock(&l->conn_mtx);
+	return over ? -1 : 0;
+}
+
+/* Shut down every connection whose request is past its deadline, under conn_mtx: libmicrohttpd then
+ * sees the end of the stream and closes it. */
+static void
+listener_sweep(struct listener *l)
+{
+	long long now = loop_now_ms();
+	struct listener_conn *e;
+
+	for (e = l->conns; e != NULL; e = e->next) {
+		if (e->deadline == 0 || now < e->deadline)
+			continue;
+		shutdown(e->fd, SHUT_RDWR);
+		e->deadline = 0;
+		l->swept++;
+	}
+}
+
+/* The sweeper thread: every LISTENER_SWEEP_MS, close late requests; now and then (and when the listener
+ * stops), say what it and the per-client limits did. */
+static void *
+listener_sweeper(void *arg)
+{
+	struct listener *l = arg;
+
+	pthread_mutex_lock(&l->conn_mtx);
+	l->report_at = loop_now_ms() + LISTENER_REPORT_MS;
+	while (!l->stopping) {
+		struct timespec ts;
+		unsigned long refused, swept;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += LISTENER_SWEEP_MS * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&l->sweep_cv, &l->conn_mtx, &ts);
+		listener_sweep(l);
+		if ((loop_now_ms() < l->report_at && !l->stopping) || (l->refused == 0 && l->swept == 0))
+			continue;
+		refused = l->refused;
+		swept = l->swept;
+		l->refused = l->swept = 0;
+		l->report_at = loop_now_ms() + LISTENER_REPORT_MS;
+		pthread_mutex_unlock(&l->conn_mtx);
+		log_warnx(
+		    "listener: refused %lu connections or requests over %u per client address, closed %lu "
+		    "whose request did not arrive within %d ms",
+		    refused, LISTENER_PER_CLIENT, swept, LISTENER_DEADLINE_MS);
+		pthread_mutex_lock(&l->conn_mtx);
+	}
+	pthread_mutex_unlock(&l->conn_mtx);
+	return NULL;
+}
+
+/*
+ * What can be decided from the request line and headers alone, before any body is read: route,
+ * method, declared size, the client's share, the query's parameters and the webhook key. 0 to go on
+ * reading, or -1 with the answer in rep.
+ */
+static int
+listener_begin(struct listener *l, struct MHD_Connection *c, const char *method, struct listener_req *r,
+    struct listener_reply *rep)
 {
 	const char *clen = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	const char *why = NULL;
+	char err[256];
 
-	if ((r->route = listener_route_find(url)) == NULL) {
+	switch (route_match(method, strlen(method), r->uri, strlen(r->uri), &r->route)) {
+	case ROUTE_OK:
+		break;
+	case ROUTE_METHOD_NOT_ALLOWED:
+		listener_text(rep, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed", method);
+		rep->allow = r->route->allow;
+		return -1;
+	case ROUTE_NOT_FOUND:
 		listener_text(rep, MHD_HTTP_NOT_FOUND, "not found");
 		return -1;
 	}
-	if (!listener_method_ok(r->route, method)) {
-		listener_text(rep, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s not allowed", method);
-		rep->allow =
-		    strcmp(r->route->method, MHD_HTTP_METHOD_GET) == 0 ? "GET, HEAD" : r->route->method;
+	if (listener_client(l, c, r) == -1) {
+		listener_text(rep, MHD_HTTP_TOO_MANY_REQUESTS, "too many requests from %s", r->client);
 		return -1;
 	}
 	if (clen != NULL && strtoull(clen, NULL, 10) > LISTENER_BODY_MAX) {
@@ -660,16 +959,36 @@ listener_begin(struct listener *l, struct MHD_Connection *c, const char *url, co
 		return -1;
 	}
 	if (r->route->dialect == CONF_DIALECT_KANNEL && listener_query(r) == -1) {
-		log_notice("listener: %s: 400 malformed query string", r->route->path);
+		log_notice("listener: %s: 400 malformed query string client=%s", r->route->path, r->client);
 		listener_text(rep, MHD_HTTP_BAD_REQUEST, "malformed query string");
 		return -1;
 	}
-	if (r->route->auth == LISTENER_AUTH_KEY && !listener_key_ok(l, c, r, &why)) {
-		log_notice("listener: %s: 401 %s", r->route->path, why);
+	if (webhook_params_check(&r->params, err, sizeof(err)) == -1) {
+		log_notice("listener: %s: 400 %s client=%s", r->route->path, err, r->client);
+		listener_text(rep, MHD_HTTP_BAD_REQUEST, "%s", err);
+		return -1;
+	}
+	if (r->route->auth == ROUTE_AUTH_KEY && !listener_key_ok(l, c, r, &why)) {
+		log_notice("listener: %s: 401 %s client=%s", r->route->path, why, r->client);
 		listener_text(rep, MHD_HTTP_UNAUTHORIZED, "missing or wrong X-Payremind-Key");
 		return -1;
 	}
 	return 0;
+}
+
+/* Parse the body of a json or twilio route into r->params and check them. 0, or -1 with err. */
+static int
+listener_body(const struct listener_req *r, struct webhook_params *p, char *err, size_t errlen)
+{
+	if (r->route->dialect == CONF_DIALECT_JSON &&
+	    webhook_json_parse(r->body ? r->body : "", r->len, p, err, errlen) == -1)
+		return -1;
+	if (r->route->dialect == CONF_DIALECT_TWILIO &&
+	    webhook_form_parse(r->body ? r->body : "", r->len, p) == -1) {
+		snprintf(err, errlen, "malformed form body");
+		return -1;
+	}
+	return webhook_params_check(p, err, errlen);
 }
 
 /* The whole request is in: parse the body, check a Twilio signature, run the route. */
@@ -677,7 +996,7 @@ static void
 listener_finish(
     struct listener *l, struct listener_req *r, struct MHD_Connection *c, struct listener_reply *rep)
 {
-	const struct listener_route *rt = r->route;
+	const struct route *rt = r->route;
 	const char *why;
 	char err[256];
 
@@ -685,28 +1004,21 @@ listener_finish(
 		listener_text(rep, MHD_HTTP_CONTENT_TOO_LARGE, "body over %d bytes", LISTENER_BODY_MAX);
 		return;
 	}
-	if (rt->kind == LISTENER_HEALTH || rt->kind == LISTENER_METRICS) {
-		(rt->kind == LISTENER_HEALTH ? listener_health : listener_metrics)(l, rep);
+	if (rt->kind == ROUTE_HEALTH || rt->kind == ROUTE_METRICS) {
+		(rt->kind == ROUTE_HEALTH ? listener_health : listener_metrics)(l, rep);
 		return;
 	}
-	if (rt->dialect == CONF_DIALECT_JSON &&
-	    webhook_json_parse(r->body ? r->body : "", r->len, &r->params, err, sizeof(err)) == -1) {
-		log_notice("listener: %s: 400 %s", rt->path, err);
+	if (rt->dialect != CONF_DIALECT_KANNEL && listener_body(r, &r->params, err, sizeof(err)) == -1) {
+		log_notice("listener: %s: 400 %s client=%s", rt->path, err, r->client);
 		listener_text(rep, MHD_HTTP_BAD_REQUEST, "%s", err);
 		return;
 	}
-	if (rt->dialect == CONF_DIALECT_TWILIO &&
-	    webhook_form_parse(r->body ? r->body : "", r->len, &r->params) == -1) {
-		log_notice("listener: %s: 400 malformed form body", rt->path);
-		listener_text(rep, MHD_HTTP_BAD_REQUEST, "malformed form body");
-		return;
-	}
-	if (rt->auth == LISTENER_AUTH_TWILIO && !listener_twilio_ok(l, c, r, &why)) {
-		log_notice("listener: %s: 403 %s", rt->path, why);
+	if (rt->auth == ROUTE_AUTH_TWILIO && !listener_twilio_ok(l, c, r, &why)) {
+		log_notice("listener: %s: 403 %s client=%s", rt->path, why, r->client);
 		listener_text(rep, MHD_HTTP_FORBIDDEN, "bad or missing X-Twilio-Signature");
 		return;
 	}
-	(rt->kind == LISTENER_INBOUND ? listener_inbound : listener_dlr)(l, rt, r, rep);
+	(rt->kind == ROUTE_INBOUND ? listener_inbound : listener_dlr)(l, rt, r, rep);
 }
 
 /* Keep up to LISTENER_BODY_MAX bytes of the body; past that, remember only that it was too big. */
@@ -727,6 +1039,26 @@ listener_append(struct listener_req *r, const char *data, size_t n)
 	r->body = body;
 }
 
+/*
+ * 1 when the request target held a raw NUL byte. libmicrohttpd 0.9 hands its callbacks C strings cut out
+ * of its read buffer, so such a target arrives silently shortened ("/v1/inbound/json\0x" would look like
+ * "/v1/inbound/json"). In that buffer the target runs from url to the space before version, which it
+ * made a NUL: when strlen of the target as recorded does not reach it, a NUL came first. When version
+ * is not in the same buffer (no version at all), nothing can be told and 0 is returned.
+ */
+static int
+listener_target_has_nul(const struct listener_req *r, const char *url, const char *version)
+{
+	size_t len;
+
+	if (url == NULL || version == NULL || version[0] == '\0' || version <= url)
+		return 0;
+	len = (size_t)(version - url) - 1;
+	if (len > LISTENER_CONN_MEMORY)
+		return 0;
+	return len != strlen(r->uri);
+}
+
 /* libmicrohttpd calls this for the headers, then per body chunk, then once with no data. */
 static enum MHD_Result
 listener_access(void *cls, struct MHD_Connection *c, const char *url, const char *method, const char *version,
@@ -736,12 +1068,16 @@ listener_access(void *cls, struct MHD_Connection *c, const char *url, const char
 	struct listener_req *r = *con_cls;
 	struct listener_reply rep = { 0 };
 
-	(void)version;
 	if (r == NULL)
 		return MHD_NO; /* the request line could not be recorded (out of memory) */
 	if (!r->started) {
 		r->started = 1;
-		if (listener_begin(l, c, url, method, r, &rep) == -1) {
+		/* url is decoded and cut at an escaped NUL: routing uses the target as received (r->uri) */
+		if (listener_target_has_nul(r, url, version)) {
+			r->answered = 1;
+			listener_text(&rep, MHD_HTTP_BAD_REQUEST, "NUL byte in the request target");
+			listener_queue(c, &rep);
+		} else if (listener_begin(l, c, method, r, &rep) == -1) {
 			r->answered = 1;
 			listener_queue(c, &rep);
 		}
@@ -753,6 +1089,7 @@ listener_access(void *cls, struct MHD_Connection *c, const char *url, const char
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	listener_deadline(l, c, LISTENER_REQUEST_IN);
 	if (r->answered)
 		return MHD_YES;
 	listener_finish(l, r, c, &rep);
@@ -766,8 +1103,7 @@ listener_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
 	struct listener_req *r = calloc(1, sizeof(*r));
 
-	(void)cls;
-	(void)c;
+	listener_deadline(cls, c, LISTENER_REQUEST_LINE);
 	if (r != NULL && (r->uri = strdup(uri)) == NULL) {
 		free(r);
 		r = NULL;
@@ -775,16 +1111,22 @@ listener_uri(void *cls, const char *uri, struct MHD_Connection *c)
 	return r;
 }
 
+/* A request is over: release it, and start the clock for the next one on the connection (keep-alive). */
 static void
 listener_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
+	struct listener *l = cls;
 	struct listener_req *r = *con_cls;
 
-	(void)cls;
-	(void)c;
 	(void)toe;
+	listener_deadline(l, c, LISTENER_REQUEST_DONE);
 	if (r == NULL)
 		return;
+	if (r->counted) {
+		pthread_mutex_lock(&l->conn_mtx);
+		listener_count_add(l, r->client, -1);
+		pthread_mutex_unlock(&l->conn_mtx);
+	}
 	webhook_params_free(&r->params);
 	free(r->body);
 	free(r->uri);
@@ -792,20 +1134,44 @@ listener_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD
 	*con_cls = NULL;
 }
 
+/*
+ * libmicrohttpd's complaints. Once serving, at most LISTENER_MHD_LOG_MAX per LISTENER_REPORT_MS: every
+ * connection a slow client loses to the deadline makes one ("Connection socket is closed when reading
+ * request..."), and a client must not be able to flood the journal that way.
+ */
 static void
 listener_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	struct listener *l = cls;
+	unsigned long dropped = 0;
 	char msg[256];
+	int show = 1;
 	size_t n;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	n = strlen(msg);
 	while (n > 0 && msg[n - 1] == '\n')
 		msg[--n] = '\0';
-	if (l->starting)
+	if (l->starting) {
 		snprintf(l->start_err, sizeof(l->start_err), "%s", msg);
-	log_warnx("listener: %s", msg);
+	} else {
+		long long now = loop_now_ms();
+
+		pthread_mutex_lock(&l->mhdlog_mtx);
+		if (now >= l->mhdlog_until) {
+			dropped = l->mhdlog_dropped;
+			l->mhdlog_dropped = 0;
+			l->mhdlog_count = 0;
+			l->mhdlog_until = now + LISTENER_REPORT_MS;
+		}
+		show = l->mhdlog_count++ < LISTENER_MHD_LOG_MAX;
+		l->mhdlog_dropped += !show;
+		pthread_mutex_unlock(&l->mhdlog_mtx);
+	}
+	if (dropped > 0)
+		log_warnx("listener: %lu more libmicrohttpd messages were not logged", dropped);
+	if (show)
+		log_warnx("listener: %s", msg);
 }
 
 /* ---- lifecycle ---- */
@@ -827,29 +1193,55 @@ listener_resolve(const struct conf *conf, char *err, size_t errlen)
 	return ai;
 }
 
+/*
+ * Raise the soft limit on descriptors to the hard one (systemd and most shells start at 1024), and
+ * take for connections what it leaves beside LISTENER_FD_RESERVE, at most LISTENER_MAX_CONNECTIONS.
+ */
+static unsigned
+listener_connection_limit(void)
+{
+	struct rlimit rl;
+	rlim_t cur;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return LISTENER_MAX_CONNECTIONS;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
+		cur = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			rl.rlim_cur = cur;
+	}
+	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= LISTENER_MAX_CONNECTIONS + LISTENER_FD_RESERVE)
+		return LISTENER_MAX_CONNECTIONS;
+	cur = rl.rlim_cur > 2 * LISTENER_FD_RESERVE ? rl.rlim_cur - LISTENER_FD_RESERVE : rl.rlim_cur / 2;
+	log_notice("listener: RLIMIT_NOFILE is %llu: at most %llu connections (raise LimitNOFILE= for %u)",
+	    (unsigned long long)rl.rlim_cur, (unsigned long long)cur, LISTENER_MAX_CONNECTIONS);
+	return (unsigned)cur;
+}
+
 static struct MHD_Daemon *
-listener_mhd_create(struct listener *l, const struct addrinfo *ai)
+listener_mhd_create(struct listener *l, const struct addrinfo *ai, unsigned limit)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
 
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	return MHD_start_daemon(flags, 0, NULL, NULL, listener_access, l, MHD_OPTION_EXTERNAL_LOGGER,
+	return MHD_start_daemon(flags, 0, listener_accept, l, listener_access, l, MHD_OPTION_EXTERNAL_LOGGER,
 	    listener_mhd_log, l, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-	    LISTENER_BACKLOG, MHD_OPTION_CONNECTION_LIMIT, LISTENER_MAX_CONNECTIONS,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)LISTENER_CONN_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT,
-	    LISTENER_CONN_TIMEOUT_S, MHD_OPTION_THREAD_POOL_SIZE, LISTENER_THREADS,
-	    MHD_OPTION_URI_LOG_CALLBACK, listener_uri, l, MHD_OPTION_NOTIFY_COMPLETED, listener_completed, l,
-	    MHD_OPTION_END);
+	    LISTENER_BACKLOG, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)LISTENER_CONN_MEMORY, MHD_OPTION_CONNECTION_TIMEOUT, LISTENER_CONN_TIMEOUT_S,
+	    MHD_OPTION_THREAD_POOL_SIZE, LISTENER_THREADS, MHD_OPTION_URI_LOG_CALLBACK, listener_uri, l,
+	    MHD_OPTION_NOTIFY_COMPLETED, listener_completed, l, MHD_OPTION_NOTIFY_CONNECTION,
+	    listener_conn_notify, l, MHD_OPTION_END);
 }
 
 /*
  * The daemon takes its signals through the loop (signalfd): a thread that did not block them would
- * have SIGTERM or SIGHUP delivered to it and kill the process. So libmicrohttpd's threads are
- * created with every asynchronous signal blocked, whatever the caller's mask is at that moment.
+ * have SIGTERM or SIGHUP delivered to it and kill the process. So libmicrohttpd's threads and the
+ * sweeper are created with every asynchronous signal blocked, whatever the caller's mask is then.
  */
 static struct MHD_Daemon *
-listener_mhd_start(struct listener *l, const struct addrinfo *ai)
+listener_mhd_start(struct listener *l, const struct addrinfo *ai, unsigned limit)
 {
 	static const int sync_signals[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS };
 	struct MHD_Daemon *mhd;
@@ -860,7 +1252,10 @@ listener_mhd_start(struct listener *l, const struct addrinfo *ai)
 	for (i = 0; i < LISTENER_NELEM(sync_signals); i++)
 		sigdelset(&all, sync_signals[i]);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	mhd = listener_mhd_create(l, ai);
+	mhd = listener_mhd_create(l, ai, limit);
+	if (mhd != NULL && pthread_create(&l->sweeper, NULL, listener_sweeper, l) != 0)
+		fatalx("listener: cannot start the sweeper thread");
+	l->sweeper_running = mhd != NULL;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return mhd;
 }
@@ -869,11 +1264,24 @@ static struct listener *
 listener_new(const struct conf *conf)
 {
 	struct listener *l = calloc(1, sizeof(*l));
+	pthread_condattr_t ca;
+	int i;
 
 	if (l == NULL || (l->conninfo = strdup(conf->db_conninfo ? conf->db_conninfo : "")) == NULL)
 		fatal("listener: out of memory");
 	pthread_mutex_init(&l->db_mtx, NULL);
 	pthread_mutex_init(&l->conf_mtx, NULL);
+	pthread_mutex_init(&l->conn_mtx, NULL);
+	pthread_mutex_init(&l->mhdlog_mtx, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->sweep_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	for (i = 0; i < conf->listen.ntrusted_proxies && i < CONF_MAX_TRUSTED_PROXIES; i++) {
+		snprintf(l->trusted[i], sizeof(l->trusted[i]), "%s", conf->listen.trusted_proxies[i]);
+		l->trusted_v[i] = l->trusted[i];
+	}
+	l->ntrusted = (size_t)i;
 	listener_secrets_from(&l->sec, conf);
 	return l;
 }
@@ -894,7 +1302,7 @@ listener_start(const struct conf *conf, char *err, size_t errlen)
 		return NULL;
 	}
 	l->starting = 1;
-	l->mhd = listener_mhd_start(l, ai);
+	l->mhd = listener_mhd_start(l, ai, listener_connection_limit());
 	l->starting = 0;
 	freeaddrinfo(ai);
 	if (l->mhd == NULL) {
@@ -914,17 +1322,37 @@ listener_start(const struct conf *conf, char *err, size_t errlen)
 	return l;
 }
 
+/* Stop the sweeper, then libmicrohttpd (whose CLOSED notifications free every connection), then free. */
 void
 listener_stop(struct listener *l)
 {
+	struct listener_count *c;
+	unsigned h;
+
 	if (l == NULL)
 		return;
+	if (l->sweeper_running) {
+		pthread_mutex_lock(&l->conn_mtx);
+		l->stopping = 1;
+		pthread_cond_signal(&l->sweep_cv);
+		pthread_mutex_unlock(&l->conn_mtx);
+		pthread_join(l->sweeper, NULL);
+	}
 	if (l->mhd != NULL)
 		MHD_stop_daemon(l->mhd);
+	for (h = 0; h < LISTENER_COUNT_BUCKETS; h++) {
+		while ((c = l->counts[h]) != NULL) {
+			l->counts[h] = c->next;
+			free(c);
+		}
+	}
 	PQfinish(l->pg);
 	listener_secrets_free(&l->sec);
 	pthread_mutex_destroy(&l->db_mtx);
 	pthread_mutex_destroy(&l->conf_mtx);
+	pthread_mutex_destroy(&l->conn_mtx);
+	pthread_mutex_destroy(&l->mhdlog_mtx);
+	pthread_cond_destroy(&l->sweep_cv);
 	free(l->conninfo);
 	free(l);
 }

@@ -1,6 +1,6 @@
 /* Webhook requests, pure: parsing, field checks, Twilio signatures, keys, delivery-report statuses. */
+#include <arpa/inet.h>
 #include <errno.h>
-#include <iconv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "payremind/utf8.h"
 #include "payremind/webhook.h"
 
 #define WEBHOOK_NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -236,6 +237,10 @@ webhook_json_parse(const char *body, size_t len, struct webhook_params *p, char 
 	json_t *root, *v;
 	int rc = 0;
 
+	if (!utf8_valid(body, len)) {
+		snprintf(err, errlen, "body: not valid UTF-8");
+		return -1;
+	}
 	if ((root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
 		snprintf(err, errlen, "bad JSON: %s (line %d, column %d)", jerr.text, jerr.line, jerr.column);
 		return -1;
@@ -477,50 +482,198 @@ webhook_is_uuid(const char *s)
 	return 1;
 }
 
-/* Append byte b read as Latin-1 (U+0000..U+00FF) in UTF-8. */
-static char *
-webhook_latin1(char *w, unsigned char b)
+/* 1 when a parameter name may be echoed in an answer and a log: a short ASCII word with few digits
+ * (every name we read is one), so that a name a client made up from a phone number is never shown. */
+static int
+webhook_name_is_showable(const char *name)
 {
-	if (b < 0x80) {
-		*w++ = (char)b;
-	} else {
-		*w++ = (char)(0xc0 | b >> 6);
-		*w++ = (char)(0x80 | (b & 0x3f));
-	}
-	return w;
+	static const char chars[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-";
+	size_t n = strlen(name), digits = 0, i;
+
+	for (i = 0; i < n; i++)
+		digits += name[i] >= '0' && name[i] <= '9';
+	return n > 0 && n <= 32 && strspn(name, chars) == n && digits <= 2;
 }
 
-/* iconv (UTF-8 to UTF-8) validates; each byte it refuses is taken as Latin-1 and the rest goes on. */
-char *
-webhook_text_utf8(const char *s)
+static int
+webhook_name_cmp(const void *x, const void *y)
 {
-	size_t inleft = strlen(s), outleft = inleft * 2, cap = outleft + 1;
-	char *in = (char *)s, *out = malloc(cap), *w = out;
-	iconv_t cd;
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
 
-	if (out == NULL)
-		return NULL;
-	if ((cd = iconv_open("UTF-8", "UTF-8")) == (iconv_t)-1) {
-		free(out);
-		return NULL;
+/* The first name given twice, or NULL: sorted copies of the name pointers, so O(n log n) even for a
+ * body of thousands of "a&a&a". -1 when out of memory. */
+static int
+webhook_repeated_name(const struct webhook_params *p, const char **dup)
+{
+	const char **names;
+	size_t i;
+
+	*dup = NULL;
+	if (p->n < 2)
+		return 0;
+	if ((names = malloc(p->n * sizeof(*names))) == NULL)
+		return -1;
+	for (i = 0; i < p->n; i++)
+		names[i] = p->v[i].name;
+	qsort(names, p->n, sizeof(*names), webhook_name_cmp);
+	for (i = 1; i < p->n && *dup == NULL; i++) {
+		if (strcmp(names[i - 1], names[i]) == 0)
+			*dup = names[i];
 	}
-	while (inleft > 0) {
-		if (iconv(cd, &in, &inleft, &w, &outleft) != (size_t)-1)
-			break;
-		if (errno != EILSEQ && errno != EINVAL) {
-			free(out);
-			out = NULL;
-			break;
+	free(names);
+	return 0;
+}
+
+int
+webhook_params_check(const struct webhook_params *p, char *err, size_t errlen)
+{
+	const char *dup;
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		const struct webhook_param *v = &p->v[i];
+
+		if (!utf8_valid(v->name, strlen(v->name))) {
+			snprintf(err, errlen, "a parameter name is not valid UTF-8");
+			return -1;
 		}
-		w = webhook_latin1(w, (unsigned char)*in++);
-		inleft--;
-		outleft = cap - 1 - (size_t)(w - out);
-		iconv(cd, NULL, NULL, NULL, NULL);
+		if (v->value != NULL && !utf8_valid(v->value, strlen(v->value))) {
+			if (webhook_name_is_showable(v->name))
+				snprintf(err, errlen, "field %s: not valid UTF-8", v->name);
+			else
+				snprintf(err, errlen, "a parameter value is not valid UTF-8");
+			return -1;
+		}
 	}
-	iconv_close(cd);
-	if (out != NULL)
-		*w = '\0';
-	return out;
+	if (webhook_repeated_name(p, &dup) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (dup != NULL) {
+		if (webhook_name_is_showable(dup))
+			snprintf(err, errlen, "parameter %s: given more than once", dup);
+		else
+			snprintf(err, errlen, "a parameter is given more than once");
+		return -1;
+	}
+	return 0;
+}
+
+/* Twilio's ids: two capital letters and 32 hex digits (SM…, MM…, AC…). */
+static int
+webhook_is_twilio_sid(const char *s)
+{
+	size_t i;
+
+	if (strlen(s) != 34 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z')
+		return 0;
+	for (i = 2; i < 34; i++) {
+		if (webhook_hex(s[i]) < 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* The longest run of digits in s, the separators people write numbers with ("+-.() ") not breaking it. */
+static size_t
+webhook_digit_run(const char *s)
+{
+	size_t run = 0, best = 0;
+
+	for (; *s != '\0'; s++) {
+		if (*s >= '0' && *s <= '9')
+			run++;
+		else if (strchr("+-.() ", *s) == NULL)
+			run = 0;
+		if (run > best)
+			best = run;
+	}
+	return best;
+}
+
+const char *
+webhook_log_value(const char *v, char *buf, size_t len)
+{
+	char e164[16];
+
+	if (v == NULL)
+		return "-";
+	if (webhook_is_uuid(v) || webhook_is_twilio_sid(v) || webhook_digit_run(v) < 7)
+		return v;
+	if (webhook_msisdn(v, e164) == 0 && len >= 13)
+		snprintf(buf, len, "%.5s***%s", e164, e164 + 8);
+	else
+		snprintf(buf, len, "***");
+	return buf;
+}
+
+/* inet_pton then inet_ntop: the canonical text of an IPv4 or IPv6 address (an IPv4-mapped IPv6
+ * address as IPv4), or -1 when s is not an address. out needs WEBHOOK_ADDR_MAX bytes. */
+int
+webhook_addr_canonical(const char *s, char *out, size_t outlen)
+{
+	unsigned char a[16];
+
+	if (inet_pton(AF_INET, s, a) == 1)
+		return inet_ntop(AF_INET, a, out, (socklen_t)outlen) ? 0 : -1;
+	if (inet_pton(AF_INET6, s, a) != 1)
+		return -1;
+	if (memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0)
+		return inet_ntop(AF_INET, a + 12, out, (socklen_t)outlen) ? 0 : -1;
+	return inet_ntop(AF_INET6, a, out, (socklen_t)outlen) ? 0 : -1;
+}
+
+static int
+webhook_addr_in(const char *addr, const char *const *list, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(addr, list[i]) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int
+webhook_forwarded_client(
+    const char *peer, const char *xff, const char *const *trusted, size_t ntrusted, char *out, size_t outlen)
+{
+	char item[WEBHOOK_ADDR_MAX + 8];
+	const char *end;
+
+	snprintf(out, outlen, "%s", peer);
+	if (xff == NULL || !webhook_addr_in(peer, trusted, ntrusted))
+		return 0;
+	end = xff + strlen(xff);
+	for (;;) {
+		const char *start = end;
+		size_t n;
+
+		while (start > xff && start[-1] != ',')
+			start--;
+		while (start < end && (*start == ' ' || *start == '\t'))
+			start++;
+		n = (size_t)(end - start);
+		while (n > 0 && (start[n - 1] == ' ' || start[n - 1] == '\t'))
+			n--;
+		if (n >= sizeof(item))
+			break;
+		memcpy(item, start, n);
+		item[n] = '\0';
+		if (webhook_addr_canonical(item, out, outlen) == -1)
+			break;
+		if (!webhook_addr_in(out, trusted, ntrusted))
+			return 0;
+		while (start > xff && start[-1] != ',')
+			start--;
+		if (start == xff)
+			return 0; /* every hop a trusted proxy: the first one is the client */
+		end = start - 1;
+	}
+	snprintf(out, outlen, "%s", peer);
+	return -1;
 }
 
 int

@@ -8,6 +8,9 @@
 
 enum conf_dialect { CONF_DIALECT_JSON, CONF_DIALECT_KANNEL, CONF_DIALECT_TWILIO };
 
+#define CONF_MAX_TRUSTED_PROXIES 32 /* listen.trusted_proxies: at most this many addresses */
+#define CONF_ADDR_MAX 46            /* an IPv6 address in text (INET6_ADDRSTRLEN) */
+
 struct conf {
 	char *file; /* path as given on the command line */
 
@@ -57,6 +60,10 @@ struct conf {
 		char *secret_file;
 		char *secret;
 		char *public_url;
+		/* Peers whose X-Forwarded-For names the client, canonical text (webhook_addr_canonical);
+		 * they are not held to the per-client connection limit. */
+		char trusted_proxies[CONF_MAX_TRUSTED_PROXIES][CONF_ADDR_MAX];
+		int ntrusted_proxies;
 	} listen;
 
 	struct {

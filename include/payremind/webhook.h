@@ -1,5 +1,6 @@
-/* Webhook requests, pure: form and JSON parsing, field checks, the Twilio signature, webhook keys,
- * and each gateway's delivery-report status mapped onto one vocabulary. */
+/* Webhook requests, pure: form and JSON parsing, field checks (UTF-8, repeats), the Twilio signature,
+ * webhook keys, each gateway's delivery-report status mapped onto one vocabulary, what of a request may
+ * be logged, and the client address behind trusted proxies. */
 #ifndef PAYREMIND_WEBHOOK_H
 #define PAYREMIND_WEBHOOK_H
 
@@ -63,7 +64,7 @@ struct webhook_dlr {
 int webhook_form_parse(const char *s, size_t len, struct webhook_params *p)
     __attribute__((warn_unused_result));
 /* Parse a JSON object: string members as they are, integers in decimal, others with a NULL value.
- * 0, or -1 with the reason in err (not JSON, not an object, duplicate member). */
+ * 0, or -1 with the reason in err (not UTF-8, not JSON, not an object, duplicate member). */
 int webhook_json_parse(const char *body, size_t len, struct webhook_params *p, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 /* Append a copy of name=value. 0 or -1 (out of memory). */
@@ -92,9 +93,26 @@ const char *webhook_dlr_status_to_text(enum webhook_dlr_status status);
 int webhook_msisdn(const char *in, char out[16]) __attribute__((warn_unused_result));
 /* 1 when s is a UUID in text form (8-4-4-4-12 hex digits). */
 int webhook_is_uuid(const char *s);
-/* Newly allocated UTF-8 copy of s: valid UTF-8 is kept as is, any other byte is read as Latin-1
- * (what a misconfigured gateway sends). NULL when out of memory. */
-char *webhook_text_utf8(const char *s);
+/* Check what a request carried before any of it is used: every name and value valid UTF-8 (RFC 3629,
+ * utf8.h), no name given twice. 0, or -1 with a reason for a 400 in err, naming the field or parameter
+ * when its name is a plain word (a made-up name is never echoed: it could be a phone number). */
+int webhook_params_check(const struct webhook_params *p, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* A value a client sent, safe for a log line: UUIDs, Twilio SIDs and values without a run of 7 digits
+ * (separators "+-.() " ignored) as they are; a North-American number masked like log_mask_msisdn
+ * (+1514***0123); anything else that may be a number "***". buf needs 16 bytes; the result is v or buf. */
+const char *webhook_log_value(const char *v, char *buf, size_t len);
+
+#define WEBHOOK_ADDR_MAX 46 /* INET6_ADDRSTRLEN */
+/* The canonical text of an IPv4 or IPv6 address (IPv4-mapped IPv6 as IPv4) in out. 0, or -1 when s is
+ * not a numeric address. */
+int webhook_addr_canonical(const char *s, char *out, size_t outlen) __attribute__((warn_unused_result));
+/* The client of a request from peer (canonical text): peer itself, unless peer is one of the trusted
+ * proxies (canonical texts) and xff (X-Forwarded-For) is given; then the rightmost address of xff that
+ * is not itself a trusted proxy (the leftmost when all are). 0 with the client in out, or -1 with peer
+ * in out when xff is malformed. */
+int webhook_forwarded_client(
+    const char *peer, const char *xff, const char *const *trusted, size_t ntrusted, char *out, size_t outlen);
 
 /* 1 when given equals expected, compared in constant time (on their SHA-256, so the length of
  * the secret does not leak either); 0 otherwise or when either is NULL or expected is empty. */

@@ -1,8 +1,10 @@
 """Privacy (Québec Law 25): what the logs never hold, and what retention purges."""
 
+import json
 import os
 import re
 import sys
+import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -50,11 +52,39 @@ def test_listener_logs_hold_no_full_number_or_text(ctx):
                                  headers={"Content-Type": "application/json", "X-Payremind-Key": "webhook-key"})
     assert urllib.request.urlopen(req).status == 200
     wait_until(lambda: len(gw.accepted()) == 1, what="the French confirmation")
+    # Numbers a client put where no number belongs: in `to` (refused loudly), as the gateway id, as a
+    # delivery report's reference or code (json and kannel), and in a query parameter's name.
+    misplaced = [
+        ("POST", "/v1/inbound/json", {"from": "+15145554444", "to": "+15145550109", "text": "x", "id": "in-3"}, 400),
+        ("POST", "/v1/inbound/json", {"from": "+15145554444", "to": "27022", "text": "x", "id": "+15145550108"}, 200),
+        ("POST", "/v1/inbound/json", {"from": "+15145554444", "to": "15145550107", "text": "x", "id": "in-4"}, 400),
+        ("POST", "/v1/dlr/json", {"id": "g-1", "reference": "+15145550100", "status": "delivered"}, 404),
+        ("POST", "/v1/dlr/json", {"id": "g-2", "reference": "+15145550106", "status": "failed",
+                                  "code": "15145550105"}, 404),
+        ("GET", "/v1/dlr/kannel?key=webhook-key&ref=%2B15145550104&status=1", None, 404),
+        ("GET", "/v1/dlr/kannel?key=webhook-key&ref=5145550103&status=2", None, 404),
+        ("GET", "/v1/inbound/kannel?key=webhook-key&from=15145554444&to=%2B15145550102&text=x&id=k-1", None, 400),
+        ("GET", "/v1/inbound/kannel?key=webhook-key&15145550111=a&15145550111=b", None, 400),
+    ]
+    for method, path, obj, want in misplaced:
+        url = f"http://127.0.0.1:{port}{path}"
+        data = json.dumps(obj).encode() if obj is not None else None
+        req = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", "X-Payremind-Key": "webhook-key"})
+        try:
+            status = urllib.request.urlopen(req, timeout=10).status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        assert status == want, (method, path, obj, status, want)
     p.terminate()
     p.wait(30)
     with open(p.log_path) as f:
         log = f.read()
     assert NUMBER_RE.findall(log) == [], NUMBER_RE.findall(log)
+    for n in ("5145550109", "5145550108", "5145550107", "5145550100", "5145550106", "5145550105", "5145550104",
+              "5145550103", "5145550102", "5145550111"):
+        assert n[3:] not in log, f"{n} in the listener's log"  # no 7 digits of it, with or without +1
+    assert "REFUSED inbound" in log and "+1514***0109" in log and "dlr gateway=json ref=+1514***0100" in log, log
     assert "mon secret" not in log and "webhook-key" not in log
     assert gw.accepted()[0]["to"] == "+15145554444"
 
@@ -83,6 +113,11 @@ def test_retention_purges_old_personal_data_and_keeps_the_rest(ctx):
     db.q("""INSERT INTO payremind.replies (msisdn, short_code, kind, language, text, state, created_at)
             VALUES ('+15145556001', '27022', 'help', 'fr', 'aide', 'sent', now() - interval '40 days'),
                    ('+15145556002', '27022', 'help', 'fr', 'aide', 'sent', now() - interval '1 day')""")
+    # The portal's results: one from 40 days ago, one recent.
+    for pid, rid_of, age in (("pay-old", old, "40 days"), ("pay-new", new, "2 days")):
+        rid = db.one("SELECT id::text FROM payremind.reminders WHERE due_account_id = %s", rid_of)
+        assert db.one("SELECT payremind.payment_record(%s, %s, 'failed', 100)", pid, rid) == "recorded"
+        db.q(f"UPDATE payremind.payments SET received_at = now() - interval '{age}' WHERE id = %s", pid)
     p = run_once(conf)
     assert "retention: purged" in p.stderr, p.stderr
     assert db.one("SELECT count(*) FROM payremind.reminders WHERE due_account_id = %s", old) == 0
@@ -90,6 +125,7 @@ def test_retention_purges_old_personal_data_and_keeps_the_rest(ctx):
     assert db.one("SELECT count(*) FROM payremind.payment_tokens") == 1
     assert [r[0] for r in db.q("SELECT gateway_id FROM payremind.inbound_messages")] == ["new"]
     assert [r[0] for r in db.q("SELECT msisdn FROM payremind.replies")] == ["+15145556002"]
+    assert [r[0] for r in db.q("SELECT id FROM payremind.payments")] == ["pay-new"]
     # Billing's own rows are billing's to keep or delete.
     assert db.one("SELECT count(*) FROM payremind.due_accounts") == 2
 
@@ -105,7 +141,7 @@ def test_retention_works_in_small_batches(ctx):
     assert "inbound=2500" in p.stderr, p.stderr
     assert db.one("SELECT count(*) FROM payremind.inbound_messages") == 0
     # Statements of at most 1000 rows each: three for the inbound texts, one for each other kind.
-    assert "in 8 statements" in p.stderr, p.stderr
+    assert "in 9 statements" in p.stderr, p.stderr
 
 
 harness.main(globals())

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -491,29 +492,162 @@ test_uuid_shape(void **state)
 		assert_int_equal(webhook_is_uuid(cases[i].s), cases[i].ok);
 }
 
+/* Build params from "name=value" pieces ("name" alone: a NULL value, as a JSON non-string). */
 static void
-test_text_utf8_keeps_utf8_and_reads_other_bytes_as_latin1(void **state)
+params_of(struct webhook_params *p, const char *const *pairs)
+{
+	size_t i;
+
+	for (i = 0; pairs[i] != NULL; i++) {
+		const char *eq = strchr(pairs[i], '=');
+		char name[64];
+
+		snprintf(
+		    name, sizeof(name), "%.*s", eq ? (int)(eq - pairs[i]) : (int)strlen(pairs[i]), pairs[i]);
+		assert_int_equal(webhook_params_add(p, name, eq ? eq + 1 : NULL), 0);
+	}
+}
+
+/* Every name and value must be strict UTF-8 and no name may repeat: 400 naming it, never 5xx later. */
+static void
+test_params_check_refuses_bad_utf8_and_repeated_names(void **state)
 {
 	static const struct {
-		const char *in;
-		const char *out;
+		const char *what;
+		const char *pairs[6];
+		const char *err; /* NULL: accepted */
 	} cases[] = {
-		{ "ARRÊT", "ARRÊT" },
-		{ "ARR\xcaT", "ARRÊT" },
-		{ "caf\xe9 \xe0 cr\xe8me", "café à crème" },
-		{ "ok \xf0\x9f\x98\x80", "ok 😀" },
-		{ "cut \xc3", "cut Ã" },
+		{ "plain kannel inbound",
+		    { "key=k", "from=15145550101", "to=27022", "text=STOP", "id=a", NULL }, NULL },
+		{ "accents and an emoji", { "text=ARR\xc3\x8aT \xf0\x9f\x98\x80", NULL }, NULL },
+		{ "U+10FFFF is the last code point", { "text=\xf4\x8f\xbf\xbf", NULL }, NULL },
+		{ "a JSON member that is not a string", { "text", NULL }, NULL },
+		{ "above U+10FFFF", { "from=15145550101", "text=\xf4\x90\x80\x80", NULL },
+		    "field text: not valid UTF-8" },
+		{ "Latin-1 is not UTF-8", { "text=caf\xe9", NULL }, "field text: not valid UTF-8" },
+		{ "a surrogate", { "id=\xed\xa0\x80", NULL }, "field id: not valid UTF-8" },
+		{ "an overlong slash", { "to=\xc0\xaf", NULL }, "field to: not valid UTF-8" },
+		{ "a 5-byte form", { "Body=\xf8\x88\x80\x80\x80", NULL }, "field Body: not valid UTF-8" },
+		{ "a truncated sequence", { "text=ok \xe2\x82", NULL }, "field text: not valid UTF-8" },
+		{ "a bad name", { "te\xffxt=x", NULL }, "a parameter name is not valid UTF-8" },
+		{ "a made-up name is not echoed", { "15145550101=\xff", NULL },
+		    "a parameter value is not valid UTF-8" },
+		{ "key twice", { "key=wrong", "from=15145550101", "key=right", NULL },
+		    "parameter key: given more than once" },
+		{ "text twice", { "text=hello", "text=STOP", NULL }, "parameter text: given more than once" },
+		{ "ref twice", { "ref=a", "status=1", "ref=b", NULL },
+		    "parameter ref: given more than once" },
+		{ "an empty name twice", { "=a", "=b", NULL }, "a parameter is given more than once" },
+		{ "a number as a repeated name is not echoed", { "15145550101=a", "15145550101=b", NULL },
+		    "a parameter is given more than once" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < NELEM(cases); i++) {
+		struct webhook_params p = { 0 };
+		char err[128] = "";
+
+		print_message("case: %s\n", cases[i].what);
+		params_of(&p, cases[i].pairs);
+		assert_int_equal(webhook_params_check(&p, err, sizeof(err)), cases[i].err ? -1 : 0);
+		if (cases[i].err != NULL)
+			assert_string_equal(err, cases[i].err);
+		webhook_params_free(&p);
+	}
+}
+
+/* A form with thousands of parameters is checked quickly, and one repeat among them is found. */
+static void
+test_params_check_scales_to_a_full_body(void **state)
+{
+	struct webhook_params p = { 0 };
+	char name[16], err[128];
+	int i;
+
+	(void)state;
+	for (i = 0; i < 8000; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		assert_int_equal(webhook_params_add(&p, name, "v"), 0);
+	}
+	assert_int_equal(webhook_params_check(&p, err, sizeof(err)), 0);
+	assert_int_equal(webhook_params_add(&p, "p77", "again"), 0);
+	assert_int_equal(webhook_params_check(&p, err, sizeof(err)), -1);
+	assert_string_equal(err, "parameter p77: given more than once");
+	webhook_params_free(&p);
+}
+
+/* What a client sent goes to the log only when it cannot be a phone number. */
+static void
+test_log_value_masks_anything_that_may_be_a_number(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "+15145550109", "+1514***0109" },
+		{ "15145550109", "+1514***0109" },
+		{ "5145550109", "+1514***0109" },
+		{ "514-555-0109", "***" },
+		{ "(514)555-0109", "***" },
+		{ "+442071234567", "***" },
+		{ "tel:15145550109x", "***" },
+		{ "27022", "27022" },
+		{ "270282", "270282" },
+		{ "m-1", "m-1" },
+		{ "kannel-42", "kannel-42" },
+		{ "0b6c7d5e-8f90-4a1b-9c2d-3e4f5a6b7c8d", "0b6c7d5e-8f90-4a1b-9c2d-3e4f5a6b7c8d" },
+		{ "SM0123456789abcdef0123456789abcdef", "SM0123456789abcdef0123456789abcdef" },
+		{ "30001", "30001" },
 		{ "", "" },
 	};
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < NELEM(cases); i++) {
-		char *out = webhook_text_utf8(cases[i].in);
+		char buf[24];
 
-		assert_non_null(out);
-		assert_string_equal(out, cases[i].out);
-		free(out);
+		print_message("case: %s\n", cases[i].in);
+		assert_string_equal(webhook_log_value(cases[i].in, buf, sizeof(buf)), cases[i].out);
+	}
+	assert_string_equal(webhook_log_value(NULL, NULL, 0), "-");
+}
+
+/* X-Forwarded-For counts only from a trusted proxy, and names the rightmost untrusted hop. */
+static void
+test_forwarded_client_trusts_only_listed_proxies(void **state)
+{
+	static const char *const trusted[] = { "10.0.0.5", "10.0.0.6", "2001:db8::1" };
+	static const struct {
+		const char *peer, *xff, *client;
+		int rc;
+	} cases[] = {
+		{ "192.0.2.9", NULL, "192.0.2.9", 0 },
+		{ "192.0.2.9", "198.51.100.1", "192.0.2.9", 0 }, /* not a proxy: its header is ignored */
+		{ "10.0.0.5", NULL, "10.0.0.5", 0 },             /* a proxy's own request */
+		{ "10.0.0.5", "198.51.100.1", "198.51.100.1", 0 },
+		{ "10.0.0.5", "1.2.3.4, 198.51.100.1", "198.51.100.1",
+		    0 }, /* the left one is the client's say */
+		{ "10.0.0.5", "198.51.100.1,10.0.0.6", "198.51.100.1", 0 }, /* through two proxies */
+		{ "10.0.0.5", " 198.51.100.1 ,\t10.0.0.6 ", "198.51.100.1", 0 },
+		{ "10.0.0.5", "10.0.0.6", "10.0.0.6", 0 }, /* every hop trusted: the first */
+		{ "2001:db8::1", "2001:DB8:0::7", "2001:db8::7", 0 },
+		{ "10.0.0.5", "::ffff:198.51.100.1", "198.51.100.1", 0 },
+		{ "10.0.0.5", "unknown", "10.0.0.5", -1 },
+		{ "10.0.0.5", "198.51.100.1, garbage", "10.0.0.5", -1 },
+		{ "10.0.0.5", "", "10.0.0.5", -1 },
+		{ "10.0.0.5", "198.51.100.1:443", "10.0.0.5", -1 },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < NELEM(cases); i++) {
+		char out[WEBHOOK_ADDR_MAX];
+
+		print_message("case: %s via %s\n", cases[i].xff ? cases[i].xff : "(none)", cases[i].peer);
+		assert_int_equal(webhook_forwarded_client(
+		                     cases[i].peer, cases[i].xff, trusted, NELEM(trusted), out, sizeof(out)),
+		    cases[i].rc);
+		assert_string_equal(out, cases[i].client);
 	}
 }
 
@@ -558,7 +692,10 @@ main(void)
 		cmocka_unit_test(test_dlr_status_texts_are_the_database_vocabulary),
 		cmocka_unit_test(test_msisdn_accepts_north_american_shapes_only),
 		cmocka_unit_test(test_uuid_shape),
-		cmocka_unit_test(test_text_utf8_keeps_utf8_and_reads_other_bytes_as_latin1),
+		cmocka_unit_test(test_params_check_refuses_bad_utf8_and_repeated_names),
+		cmocka_unit_test(test_params_check_scales_to_a_full_body),
+		cmocka_unit_test(test_log_value_masks_anything_that_may_be_a_number),
+		cmocka_unit_test(test_forwarded_client_trusts_only_listed_proxies),
 		cmocka_unit_test(test_key_equal_needs_the_exact_configured_key),
 	};
 

@@ -1,0 +1,44 @@
+/* The listener's request router (SPEC §6), pure: method + request target as received -> a route, or
+ * 404 / 405. No libmicrohttpd, no I/O: the listener, the unit test and a fuzzer call the same function. */
+#ifndef PAYREMIND_ROUTE_H
+#define PAYREMIND_ROUTE_H
+
+#include <stddef.h>
+
+#include "payremind/conf.h"
+
+enum route_kind { ROUTE_HEALTH, ROUTE_METRICS, ROUTE_INBOUND, ROUTE_DLR };
+
+enum route_auth {
+	ROUTE_AUTH_NONE,   /* /healthz, /metrics */
+	ROUTE_AUTH_KEY,    /* X-Payremind-Key (kannel routes: also the `key` query parameter) */
+	ROUTE_AUTH_TWILIO, /* X-Twilio-Signature */
+};
+
+/* One endpoint: the only method that may use it (HEAD too only where head_ok: never on a route that
+ * changes state), who may call it and what it does. */
+struct route {
+	const char *path;
+	const char *method;
+	int head_ok;
+	const char *allow; /* the Allow header of its 405 */
+	enum route_auth auth;
+	enum route_kind kind;
+	enum conf_dialect dialect;
+};
+
+/* What route_match decided, as the HTTP status the listener answers when it is not ROUTE_OK. */
+enum route_result { ROUTE_OK = 200, ROUTE_NOT_FOUND = 404, ROUTE_METHOD_NOT_ALLOWED = 405 };
+
+/*
+ * Route a request. method[0..method_len) is the request method (case-sensitive, RFC 9110);
+ * target[0..target_len) is the request target exactly as received, before any percent-decoding, query
+ * included. The path (the target up to the first '?') must equal a route's path byte for byte: a
+ * percent-escape, a NUL or any other byte makes it 404, so "/v1/inbound/json%00" is never
+ * "/v1/inbound/json". ROUTE_OK with *out the route; ROUTE_METHOD_NOT_ALLOWED with *out the route (for
+ * its Allow header); ROUTE_NOT_FOUND with *out NULL. Any bytes are safe to pass (a fuzzer's input).
+ */
+enum route_result route_match(
+    const char *method, size_t method_len, const char *target, size_t target_len, const struct route **out);
+
+#endif
