@@ -37,7 +37,8 @@ text_is_escaped_and_literals_are_not(void **state)
 		html_lit(&h, "</p>");
 		assert_false(h.failed);
 		assert_int_equal(strlen(html_str(&h)), strlen("<p class=\"x\"></p>") + strlen(cases[i].want));
-		assert_memory_equal(html_str(&h) + strlen("<p class=\"x\">"), cases[i].want, strlen(cases[i].want));
+		assert_memory_equal(
+		    html_str(&h) + strlen("<p class=\"x\">"), cases[i].want, strlen(cases[i].want));
 		assert_string_equal(html_str(&h) + strlen(html_str(&h)) - 4, "</p>");
 		html_free(&h);
 	}
