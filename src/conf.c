@@ -74,12 +74,16 @@ struct loader {
 	unsigned char *bad; /* per key of conf_keys: its value in the file was rejected */
 };
 
+/* Every way to pay, within 2 GSM-7 segments for references up to TEMPLATE_REF_LONGEST characters
+ * (../FRENCH.md E1: OQLF typography, no character outside GSM-7, no amount: a phone can be read by
+ * others). */
 static const char conf_default_fr[] =
-    "ARO Recouvrement: un paiement est attendu sur votre dossier. Payez en ligne: {link} "
-    "Questions: 1-877-322-1414 (lun-ven 8h-20h HE). Répondez ARRET pour ne plus recevoir ces SMS.";
+    "ARO : paiement attendu, dossier {ref}. En ligne : {link} Par téléphone : 1 877 322-1414, du lun. au "
+    "ven., de 8 h à 20 h (heure de l'Est). Banque en ligne : fournisseur ARO, numéro de compte {ref}. "
+    "Textez ARRET pour ne plus recevoir ces rappels.";
 static const char conf_default_en[] =
-    "ARO Collections: a payment is due on your account. Pay online: {link} "
-    "Questions: 1-877-322-1414 (Mon-Fri 8am-8pm ET). Reply STOP to opt out.";
+    "ARO: payment due on account {ref}. Online: {link} By phone: 1-877-322-1414, Mon-Fri, 8 a.m. to 8 p.m. "
+    "ET. Online banking: payee ARO, account number {ref}. Text STOP to opt out.";
 static const int conf_default_offsets[] = { 1, 7, 14 };
 
 /* The approved short codes: built in, never configurable (SPEC §5). */
@@ -99,6 +103,84 @@ conf_check_url(const char *value, char *err, size_t errlen)
 	}
 	if (strlen(value) > CONF_URL_MAX) {
 		snprintf(err, errlen, "is %zu characters long; at most %d", strlen(value), CONF_URL_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+/* 1 when host is a loopback name or address (tests and the demo may use plain http there). */
+static int
+conf_is_loopback(const char *host)
+{
+	return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+	    strcmp(host, "[::1]") == 0 || strcmp(host, "::1") == 0;
+}
+
+/* A URL that people (the link in the SMS) or their browsers (the hand-off) follow: https, except on a
+ * loopback host; no user or password in it. */
+static int
+conf_check_public_url(const char *value, char *err, size_t errlen)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *user = NULL;
+	int rc = -1;
+
+	if (u == NULL)
+		fatalx("curl_url: out of memory");
+	if (conf_check_url(value, err, errlen) == -1)
+		rc = -1;
+	else if (curl_url_set(u, CURLUPART_URL, value, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		snprintf(err, errlen, "\"%s\" is not a URL", value);
+	else if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK)
+		snprintf(err, errlen, "\"%s\" must not carry a user or password", value);
+	else if (strcmp(scheme, "https") != 0 && !conf_is_loopback(host))
+		snprintf(err, errlen, "\"%s\" must be https:// (plain http only on a loopback host)", value);
+	else
+		rc = 0;
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(user);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+/* token.base_url: a public URL whose path ends with '/' (the listener serves base path + token). */
+static int
+conf_check_base_url(const char *value, char *err, size_t errlen)
+{
+	if (conf_check_public_url(value, err, errlen) == -1)
+		return -1;
+	if (strchr(value, '?') != NULL || strchr(value, '#') != NULL || value[strlen(value) - 1] != '/') {
+		snprintf(
+		    err, errlen, "\"%s\" must end with / and have no query (the token follows it)", value);
+		return -1;
+	}
+	return 0;
+}
+
+/* checkout.url: empty (no online payment) or a public URL. */
+static int
+conf_check_checkout_url(const char *value, char *err, size_t errlen)
+{
+	return value[0] == '\0' ? 0 : conf_check_public_url(value, err, errlen);
+}
+
+/* Text shown on the payment page: one line, printable. */
+static int
+conf_check_line(const char *value, char *err, size_t errlen)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)value; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			snprintf(err, errlen, "must be one line of text (no control characters)");
+			return -1;
+		}
+	}
+	if (strlen(value) > 200) {
+		snprintf(err, errlen, "is %zu bytes long; at most 200", strlen(value));
 		return -1;
 	}
 	return 0;
@@ -202,7 +284,7 @@ static const struct conf_key conf_keys[] = {
 	K_INT("gateway.max_attempts", gateway.max_attempts, 1, 100, 8, RELOAD),
 	K_INT("gateway.backoff_base_ms", gateway.backoff_base_ms, 10, 3600000, 30000, RELOAD),
 	K_INT("gateway.backoff_cap_ms", gateway.backoff_cap_ms, 10, 86400000, 3600000, RELOAD),
-	K_STRING("token.base_url", token.base_url, "https://pay.aro.ca/p/", conf_check_url, RELOAD),
+	K_STRING("token.base_url", token.base_url, "https://pay.aro.ca/p/", conf_check_base_url, RELOAD),
 	K_INT("token.ttl_hours", token.ttl_hours, 1, 2160, 168, RELOAD),
 	K_INT("schedule.poll_interval_s", schedule.poll_interval_s, 1, 3600, 30, RELOAD),
 	K_INT("schedule.batch_size", schedule.batch_size, 1, 10000, 500, RELOAD),
@@ -220,6 +302,12 @@ static const struct conf_key conf_keys[] = {
 	K_STRING("listen.public_url", listen.public_url, "http://127.0.0.1:8787", conf_check_url, RESTART),
 	K_ADDRS("listen.trusted_proxies", RESTART),
 	K_INT("retention.days", retention.days, 1, 3650, 180, RELOAD),
+	K_STRING("checkout.url", checkout.url, "", conf_check_checkout_url, RELOAD),
+	K_SECRET("checkout.secret_file", checkout.secret_file, checkout.secret, "checkout_secret", RELOAD),
+	K_INT("checkout.ttl_s", checkout.ttl_s, 60, 86400, 900, RELOAD),
+	K_STRING("paypage.bank_payee", paypage.bank_payee, "ARO", conf_check_line, RELOAD),
+	K_STRING("paypage.mail_address", paypage.mail_address, "", conf_check_line, RELOAD),
+	K_STRING("paypage.permit", paypage.permit, "", conf_check_line, RELOAD),
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -1110,6 +1198,19 @@ conf_check_pairs(struct loader *ld)
 		    c->schedule.lease_s, c->gateway.timeout_ms);
 }
 
+/* The hand-off is signed: a portal without the shared key would refuse every payment. */
+static void
+conf_check_checkout(struct loader *ld)
+{
+	const struct conf *c = ld->conf;
+
+	if (!conf_is_bad(ld, "checkout.url") && !conf_is_bad(ld, "checkout.secret_file") &&
+	    c->checkout.url[0] != '\0' && c->checkout.secret == NULL)
+		conf_errorf(ld, conf_setting2(ld, "checkout.secret_file", "checkout.url"),
+		    "checkout.secret_file: checkout.url needs the key shared with the portal (a file, mode 0600, "
+		    "or $CREDENTIALS_DIRECTORY/checkout_secret)");
+}
+
 int
 conf_template_longest(const struct conf *c, const char *lang, struct gsm_info *info, char *err, size_t errlen)
 {
@@ -1169,6 +1270,7 @@ conf_check_all(struct loader *ld)
 			if (conf_keys[i].kind == CK_SECRET && !ld->bad[i])
 				conf_load_secret(ld, &conf_keys[i]);
 		conf_check_dialect(ld);
+		conf_check_checkout(ld);
 	}
 	if (conf_is_bad(ld, "token.base_url") || conf_is_bad(ld, "templates.max_segments"))
 		return;

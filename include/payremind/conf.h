@@ -69,6 +69,19 @@ struct conf {
 	struct {
 		int days;
 	} retention;
+
+	struct {
+		char *url;         /* ARO's payment portal ("" = no online payment: the page has no button) */
+		char *secret_file; /* the HMAC-SHA256 key shared with the portal; mode 0600 */
+		char *secret;      /* its content; NULL = none */
+		int ttl_s;         /* how long a hand-off stays valid */
+	} checkout;
+
+	struct {
+		char *bank_payee;   /* the payee to add in online banking */
+		char *mail_address; /* "" = no payment by mail */
+		char *permit;       /* ARO's collection permit number ("" = not shown) */
+	} paypage;
 };
 
 /* Errors collected while loading, each "FILE:LINE: message" (or "FILE: message" when no line applies). */

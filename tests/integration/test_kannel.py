@@ -134,18 +134,26 @@ def test_french_accents_and_english_gsm7_arrive_intact_from_the_short_code(ctx):
     assert db.states() == {"sent": 2}
 
 
-def test_default_english_template_goes_as_concatenated_gsm7(ctx):
+def test_default_templates_give_every_way_to_pay_as_concatenated_gsm7(ctx):
     k = start_kannel(ctx)
     db = ctx.db
-    db.add_due("KD-1", "+15145550111", language="en")
+    db.add_due("KD-1001", "+15145550111", language="en")
+    db.add_due("KD-1002", "+15145550112", language="fr")
     conf = kannel_conf(ctx, k)
-    assert summary(run_once(conf))["sent"] == 1
-    (mt,) = k.wait_received(1)
-    assert mt.parts == 2 and mt.coding == "text", mt
-    # 8-bit parts with no UTF-16 NULs: Kannel was not asked for UCS-2.
-    assert all("%00" not in raw.split(" data ", 1)[1] for raw in mt.raw), mt.raw
-    assert mt.text.startswith("ARO Collections: a payment is due on your account. Pay online: " + BASE_URL)
-    assert mt.text.endswith("Reply STOP to opt out."), mt.text
+    assert summary(run_once(conf))["sent"] == 2
+    got = {m.receiver: m for m in k.wait_received(2)}
+    for mt in got.values():
+        assert mt.parts == 2 and mt.coding == "text", mt
+        # 8-bit parts with no UTF-16 NULs: Kannel was not asked for UCS-2, and the accents came through.
+        assert all("%00" not in raw.split(" data ", 1)[1] for raw in mt.raw), mt.raw
+    en, fr = got["+15145550111"].text, got["+15145550112"].text
+    assert re.fullmatch(r"ARO: payment due on account KD-1001\. Online: " + re.escape(BASE_URL) + TOKEN +
+                        r" By phone: 1-877-322-1414, Mon-Fri, 8 a\.m\. to 8 p\.m\. ET\. Online banking: payee ARO,"
+                        r" account number KD-1001\. Text STOP to opt out\.", en), en
+    assert re.fullmatch(r"ARO : paiement attendu, dossier KD-1002\. En ligne : " + re.escape(BASE_URL) + TOKEN +
+                        r" Par téléphone : 1 877 322-1414, du lun\. au ven\., de 8 h à 20 h \(heure de l'Est\)\."
+                        r" Banque en ligne : fournisseur ARO, numéro de compte KD-1002\. Textez ARRET pour ne plus"
+                        r" recevoir ces rappels\.", fr), fr
 
 
 def test_dlr_url_brings_the_reminder_id_back(ctx):
