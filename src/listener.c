@@ -15,15 +15,19 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <curl/curl.h>
 #include <libpq-fe.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
+#include "payremind/checkout.h"
+#include "payremind/html.h"
 #include "payremind/keyword.h"
 #include "payremind/listener.h"
 #include "payremind/log.h"
 #include "payremind/loop.h"
 #include "payremind/metrics.h"
+#include "payremind/paypage.h"
 #include "payremind/route.h"
 #include "payremind/webhook.h"
 
@@ -66,6 +70,11 @@ struct listener_secrets {
 	char *key;          /* listen.secret, NULL when none */
 	char *twilio_token; /* gateway.secret when the dialect is twilio, NULL otherwise */
 	char *public_url;   /* listen.public_url without trailing '/' */
+	char *page_path;    /* the path of token.base_url ("/p/"): the payment page lives under it */
+	char *checkout_url; /* checkout.url, NULL when there is no online payment */
+	char *checkout_key; /* checkout.secret: signs hand-offs, checks the portal's callbacks */
+	int checkout_ttl_s;
+	char *bank_payee, *mail_address, *permit; /* paypage.* */
 };
 
 struct listener {
@@ -108,6 +117,8 @@ struct listener_req {
 	const struct route *route;
 	char client[WEBHOOK_ADDR_MAX]; /* the peer, or the X-Forwarded-For client behind a trusted proxy */
 	int counted;                   /* client's count holds this request (a proxied client) */
+	char method[8];                /* GET, HEAD, POST, ... (the page's handling depends on it) */
+	char token[23];                /* the page's token, "" when the path holds none */
 	int started;
 	int answered; /* an answer was queued before the body: whatever still comes is dropped */
 	int too_big;
@@ -121,6 +132,8 @@ struct listener_reply {
 	unsigned status;
 	const char *type;
 	const char *allow;
+	int page;       /* a payment page: its security headers go along */
+	char *location; /* a redirect's target (heap) */
 	char buf[320];
 	char *heap;
 };
@@ -161,7 +174,13 @@ listener_secrets_free(struct listener_secrets *sec)
 {
 	listener_secret_free(sec->key);
 	listener_secret_free(sec->twilio_token);
+	listener_secret_free(sec->checkout_key);
 	free(sec->public_url);
+	free(sec->page_path);
+	free(sec->checkout_url);
+	free(sec->bank_payee);
+	free(sec->mail_address);
+	free(sec->permit);
 	memset(sec, 0, sizeof(*sec));
 }
 
@@ -169,6 +188,24 @@ static char *
 listener_strdup_nonempty(const char *s)
 {
 	return s != NULL && s[0] != '\0' ? strdup(s) : NULL;
+}
+
+/* The path of a URL ("https://pay.aro.ca/p/" -> "/p/"), newly allocated; "/" when it has none. */
+static char *
+listener_url_path(const char *url)
+{
+	CURLU *u = curl_url();
+	char *path = NULL, *out;
+
+	if (u == NULL)
+		fatal("listener: out of memory");
+	if (url == NULL || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+		path = NULL;
+	out = strdup(path != NULL ? path : "/");
+	curl_free(path);
+	curl_url_cleanup(u);
+	return out;
 }
 
 static void
@@ -184,7 +221,15 @@ listener_secrets_from(struct listener_secrets *sec, const struct conf *conf)
 	    ? listener_strdup_nonempty(conf->gateway.secret)
 	    : NULL;
 	sec->public_url = strndup(url, n);
-	if (sec->public_url == NULL)
+	sec->page_path = listener_url_path(conf->token.base_url);
+	sec->checkout_url = listener_strdup_nonempty(conf->checkout.url);
+	sec->checkout_key = listener_strdup_nonempty(conf->checkout.secret);
+	sec->checkout_ttl_s = conf->checkout.ttl_s;
+	sec->bank_payee = strdup(conf->paypage.bank_payee ? conf->paypage.bank_payee : "ARO");
+	sec->mail_address = strdup(conf->paypage.mail_address ? conf->paypage.mail_address : "");
+	sec->permit = strdup(conf->paypage.permit ? conf->paypage.permit : "");
+	if (sec->public_url == NULL || sec->page_path == NULL || sec->bank_payee == NULL ||
+	    sec->mail_address == NULL || sec->permit == NULL)
 		fatal("listener: out of memory");
 }
 
@@ -614,6 +659,195 @@ listener_dlr(struct listener *l, const struct route *rt, struct listener_req *r,
 	listener_text(rep, MHD_HTTP_OK, "%s", result);
 }
 
+/* ---- the payment page and the portal's results (SPEC §10) ---- */
+
+static int listener_body(const struct listener_req *r, struct webhook_params *p, char *err, size_t errlen);
+
+/* What link_open and link_checkout answer, with the due date as a day number. */
+#define LISTENER_LINK_COLS \
+	"view, reminder_id, language, account_ref, amount_cents, currency, due_date - DATE '1970-01-01'"
+
+/* ?lang=fr|en on the page's URL, else NULL (anything else in the query is ignored). */
+static const char *
+listener_page_lang(const struct listener_req *r)
+{
+	struct webhook_params q = { 0 };
+	const char *qs = strchr(r->uri, '?'), *v, *lang = NULL;
+
+	if (qs != NULL && webhook_form_parse(qs + 1, strlen(qs + 1), &q) == 0 &&
+	    (v = webhook_params_get(&q, "lang")) != NULL)
+		lang = strcmp(v, "fr") == 0 ? "fr" : strcmp(v, "en") == 0 ? "en" : NULL;
+	webhook_params_free(&q);
+	return lang;
+}
+
+static enum paypage_view
+listener_view(const char *view)
+{
+	if (strcmp(view, "valid") == 0)
+		return PAYPAGE_VALID;
+	if (strcmp(view, "spent") == 0)
+		return PAYPAGE_SPENT;
+	return strcmp(view, "nothing") == 0 ? PAYPAGE_NOTHING : PAYPAGE_UNKNOWN;
+}
+
+/* The page for view into rep; res is the link's row (NULL for an unknown link). */
+static void
+listener_page_render(struct listener *l, enum paypage_view view, const char *lang, const PGresult *res,
+    struct listener_reply *rep)
+{
+	struct paypage_row row = { "", 0, "CAD", 0 };
+	struct paypage_conf pc;
+	struct html h;
+
+	if (res != NULL) {
+		row.account_ref = PQgetvalue(res, 0, 3);
+		row.amount_cents = strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+		row.currency = PQgetvalue(res, 0, 5);
+		row.due_date = (int32_t)strtol(PQgetvalue(res, 0, 6), NULL, 10);
+	}
+	html_init(&h);
+	pthread_mutex_lock(&l->conf_mtx);
+	pc = (struct paypage_conf){ l->sec.bank_payee, l->sec.mail_address, l->sec.permit,
+		l->sec.checkout_url != NULL && l->sec.checkout_key != NULL };
+	rep->status = (unsigned)paypage_render(view, lang, &row, &pc, &h);
+	pthread_mutex_unlock(&l->conf_mtx);
+	if (h.failed || (rep->heap = strdup(html_str(&h))) == NULL)
+		fatal("listener: out of memory");
+	html_free(&h);
+	rep->type = "text/html; charset=utf-8";
+	rep->page = 1;
+}
+
+/* The link was just spent by its button: 303 to the portal with the signed hand-off. */
+static void
+listener_handoff(struct listener *l, const struct listener_req *r, const PGresult *res, const char *lang,
+    struct listener_reply *rep)
+{
+	struct checkout_handoff h = { PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 3),
+		strtoll(PQgetvalue(res, 0, 4), NULL, 10), PQgetvalue(res, 0, 5), lang, 0 };
+	char url[4096];
+	int rc = -1;
+
+	pthread_mutex_lock(&l->conf_mtx);
+	h.expires = (int64_t)time(NULL) + l->sec.checkout_ttl_s;
+	if (l->sec.checkout_url != NULL && l->sec.checkout_key != NULL)
+		rc = checkout_url(l->sec.checkout_url, (const unsigned char *)l->sec.checkout_key,
+		    strlen(l->sec.checkout_key), &h, url, sizeof(url));
+	pthread_mutex_unlock(&l->conf_mtx);
+	if (rc == -1 || (rep->location = strdup(url)) == NULL) {
+		log_warnx("listener: checkout reminder=%s: the hand-off could not be signed (checkout.url, "
+		          "checkout.secret_file)",
+		    h.reference);
+		listener_text(
+		    rep, MHD_HTTP_INTERNAL_SERVER_ERROR, "online payment unavailable: please pay by phone");
+		return;
+	}
+	explicit_bzero(url, sizeof(url));
+	metrics_count_checkout();
+	log_info("listener: checkout reminder=%s client=%s", h.reference, r->client);
+	listener_text(rep, MHD_HTTP_SEE_OTHER, "%s", "");
+	rep->page = 1;
+}
+
+/*
+ * GET and HEAD show what the link leads to and never spend it (previews and scanners fetch links); a GET
+ * records the opening. POST spends it exactly once and hands the person to the portal; a link that
+ * cannot be spent any more answers its page. The token is never logged.
+ */
+static void
+listener_page(struct listener *l, struct listener_req *r, struct listener_reply *rep)
+{
+	static const char sql_open[] = "SELECT " LISTENER_LINK_COLS " FROM payremind.link_open($1, $2)";
+	static const char sql_checkout[] = "SELECT " LISTENER_LINK_COLS " FROM payremind.link_checkout($1)";
+	int post = strcmp(r->method, "POST") == 0, online;
+	const char *lang = listener_page_lang(r),
+	           *v[2] = { r->token, strcmp(r->method, "GET") == 0 ? "true" : "false" };
+	PGresult *res = NULL;
+	char err[256];
+
+	pthread_mutex_lock(&l->conf_mtx);
+	online = l->sec.checkout_url != NULL && l->sec.checkout_key != NULL;
+	pthread_mutex_unlock(&l->conf_mtx);
+	if (r->token[0] != '\0') {
+		res = post && online ? listener_db(l, sql_checkout, 1, v, err, sizeof(err))
+		                     : listener_db(l, sql_open, 2, v, err, sizeof(err));
+		if (res == NULL) {
+			log_warnx("listener: payment page: %s", err);
+			listener_text(rep, MHD_HTTP_SERVICE_UNAVAILABLE,
+			    "temporarily unavailable: please try again later");
+			return;
+		}
+		if (PQntuples(res) != 1) {
+			PQclear(res);
+			res = NULL;
+		}
+	}
+	if (lang == NULL)
+		lang = res != NULL ? PQgetvalue(res, 0, 2) : "fr";
+	if (res != NULL && strcmp(PQgetvalue(res, 0, 0), "checkout") == 0)
+		listener_handoff(l, r, res, lang, rep);
+	else {
+		enum paypage_view view = res != NULL ? listener_view(PQgetvalue(res, 0, 0)) : PAYPAGE_UNKNOWN;
+
+		listener_page_render(l, view, lang, res, rep);
+		if (!post)
+			metrics_count_page((int)view);
+	}
+	PQclear(res);
+}
+
+/* The portal's result for one payment, signed with the shared key; a repeated id changes nothing. */
+static void
+listener_payment(
+    struct listener *l, struct MHD_Connection *c, struct listener_req *r, struct listener_reply *rep)
+{
+	const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Payremind-Signature");
+	char err[256], amount[24], shown_id[24];
+	struct webhook_payment pay;
+	const char *v[4] = { pay.id, pay.reference, pay.status, amount }, *result;
+	PGresult *res;
+	int ok;
+
+	pthread_mutex_lock(&l->conf_mtx);
+	ok = l->sec.checkout_key != NULL &&
+	    checkout_verify((const unsigned char *)l->sec.checkout_key, strlen(l->sec.checkout_key),
+	        r->body != NULL ? r->body : "", r->len, sig);
+	pthread_mutex_unlock(&l->conf_mtx);
+	if (!ok) {
+		log_notice("listener: /v1/payments/json: 401 %s client=%s",
+		    sig == NULL ? "no X-Payremind-Signature" : "wrong X-Payremind-Signature", r->client);
+		listener_text(rep, MHD_HTTP_UNAUTHORIZED, "missing or wrong X-Payremind-Signature");
+		return;
+	}
+	if (listener_body(r, &r->params, err, sizeof(err)) == -1 ||
+	    webhook_payment_parse(&r->params, &pay, err, sizeof(err)) == -1) {
+		log_notice("listener: /v1/payments/json: 400 %s client=%s", err, r->client);
+		listener_text(rep, MHD_HTTP_BAD_REQUEST, "%s", err);
+		return;
+	}
+	snprintf(amount, sizeof(amount), "%lld", pay.amount_cents);
+	if ((res = listener_db(l, "SELECT payremind.payment_record($1, $2::uuid, $3, $4::bigint)", 4, v, err,
+	         sizeof(err))) == NULL) {
+		log_warnx("listener: /v1/payments/json: id=%s not recorded: %s",
+		    webhook_log_value(pay.id, shown_id, sizeof(shown_id)), err);
+		listener_text(rep, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
+		return;
+	}
+	result = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "unknown";
+	log_info("listener: payment id=%s reminder=%s status=%s result=%s",
+	    webhook_log_value(pay.id, shown_id, sizeof(shown_id)), pay.reference, pay.status, result);
+	if (strcmp(result, "unknown") == 0)
+		listener_text(rep, MHD_HTTP_NOT_FOUND, "unknown reference");
+	else if (strcmp(result, "repeat") == 0)
+		listener_text(rep, MHD_HTTP_OK, "duplicate");
+	else {
+		metrics_count_payment(pay.status);
+		listener_text(rep, MHD_HTTP_OK, "recorded");
+	}
+	PQclear(res);
+}
+
 /* ---- HTTP plumbing ---- */
 
 static void
@@ -625,12 +859,22 @@ listener_queue(struct MHD_Connection *c, struct listener_reply *rep)
 
 	free(rep->heap);
 	rep->heap = NULL;
-	if (resp == NULL)
+	if (resp == NULL) {
+		free(rep->location);
 		return; /* out of memory: libmicrohttpd closes the connection */
+	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, rep->type);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (rep->allow != NULL)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+	for (int i = 0; rep->page && paypage_headers[i][0] != NULL; i++)
+		if (strcmp(paypage_headers[i][0], "Content-Type") != 0 &&
+		    strcmp(paypage_headers[i][0], "Cache-Control") != 0)
+			MHD_add_response_header(resp, paypage_headers[i][0], paypage_headers[i][1]);
+	if (rep->location != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, rep->location);
+	free(rep->location);
+	rep->location = NULL;
 	if (MHD_queue_response(c, rep->status, resp) == MHD_YES)
 		metrics_count_response(rep->status);
 	MHD_destroy_response(resp);
@@ -939,7 +1183,16 @@ listener_begin(struct listener *l, struct MHD_Connection *c, const char *method,
 	const char *why = NULL;
 	char err[256];
 
-	switch (route_match(method, strlen(method), r->uri, strlen(r->uri), &r->route)) {
+	enum route_result rr = route_match(method, strlen(method), r->uri, strlen(r->uri), &r->route);
+
+	snprintf(r->method, sizeof(r->method), "%s", method);
+	if (rr == ROUTE_NOT_FOUND) {
+		pthread_mutex_lock(&l->conf_mtx);
+		rr = route_page(
+		    l->sec.page_path, method, strlen(method), r->uri, strlen(r->uri), r->token, &r->route);
+		pthread_mutex_unlock(&l->conf_mtx);
+	}
+	switch (rr) {
 	case ROUTE_OK:
 		break;
 	case ROUTE_METHOD_NOT_ALLOWED:
@@ -1006,6 +1259,14 @@ listener_finish(
 	}
 	if (rt->kind == ROUTE_HEALTH || rt->kind == ROUTE_METRICS) {
 		(rt->kind == ROUTE_HEALTH ? listener_health : listener_metrics)(l, rep);
+		return;
+	}
+	if (rt->kind == ROUTE_PAGE) {
+		listener_page(l, r, rep);
+		return;
+	}
+	if (rt->kind == ROUTE_PAYMENT) {
+		listener_payment(l, c, r, rep);
 		return;
 	}
 	if (rt->dialect != CONF_DIALECT_KANNEL && listener_body(r, &r->params, err, sizeof(err)) == -1) {

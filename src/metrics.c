@@ -16,7 +16,11 @@
 static const double metrics_buckets[] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30 };
 
 /* HTTP statuses the listener answers; anything else counts as "other". */
-static const unsigned metrics_codes[] = { 200, 400, 401, 403, 404, 405, 413, 500, 503 };
+static const unsigned metrics_codes[] = { 200, 303, 400, 401, 403, 404, 405, 410, 413, 429, 500, 503 };
+
+/* What a payment link led to (payremind_page_views_total{result}), and the portal's results. */
+static const char *const metrics_page_results[] = { "valid", "spent", "nothing", "unknown" };
+static const char *const metrics_payment_statuses[] = { "paid", "failed", "cancelled" };
 
 static atomic_ullong metrics_sends[METRICS_OUTCOMES];
 static atomic_ullong metrics_latency[METRICS_NELEM(metrics_buckets) + 1]; /* per bucket, last: above all */
@@ -24,6 +28,9 @@ static atomic_ullong metrics_latency_sum_us;
 static atomic_ullong metrics_inbound[KEYWORD_COUNT + 1]; /* last: other */
 static atomic_ullong metrics_dlrs[WEBHOOK_DLR_COUNT];
 static atomic_ullong metrics_responses[METRICS_NELEM(metrics_codes) + 1]; /* last: other */
+static atomic_ullong metrics_pages[METRICS_NELEM(metrics_page_results)];
+static atomic_ullong metrics_checkouts;
+static atomic_ullong metrics_payments[METRICS_NELEM(metrics_payment_statuses)];
 
 static unsigned long long
 metrics_load(atomic_ullong *v)
@@ -72,6 +79,29 @@ metrics_count_dlr(enum webhook_dlr_status status)
 }
 
 void
+metrics_count_page(int result)
+{
+	if (result >= 0 && (size_t)result < METRICS_NELEM(metrics_page_results))
+		metrics_add(&metrics_pages[result], 1);
+}
+
+void
+metrics_count_checkout(void)
+{
+	metrics_add(&metrics_checkouts, 1);
+}
+
+void
+metrics_count_payment(const char *status)
+{
+	size_t i;
+
+	for (i = 0; i < METRICS_NELEM(metrics_payment_statuses); i++)
+		if (strcmp(status, metrics_payment_statuses[i]) == 0)
+			metrics_add(&metrics_payments[i], 1);
+}
+
+void
 metrics_count_response(unsigned status)
 {
 	size_t i;
@@ -95,6 +125,11 @@ metrics_reset(void)
 		atomic_store(&metrics_inbound[i], 0);
 	for (i = 0; i < WEBHOOK_DLR_COUNT; i++)
 		atomic_store(&metrics_dlrs[i], 0);
+	for (i = 0; i < METRICS_NELEM(metrics_pages); i++)
+		atomic_store(&metrics_pages[i], 0);
+	atomic_store(&metrics_checkouts, 0);
+	for (i = 0; i < METRICS_NELEM(metrics_payments); i++)
+		atomic_store(&metrics_payments[i], 0);
 	for (i = 0; i < METRICS_NELEM(metrics_responses); i++)
 		atomic_store(&metrics_responses[i], 0);
 }
@@ -183,6 +218,19 @@ metrics_write(FILE *fp)
 		    metrics_load(&metrics_dlrs[i]));
 	metrics_write_inbound(fp);
 	metrics_write_responses(fp);
+	metrics_header(fp, "payremind_page_views_total", "counter",
+	    "Payment page views (GET and HEAD) by what the link led to.");
+	for (i = 0; i < (int)METRICS_NELEM(metrics_page_results); i++)
+		metrics_line(fp, "payremind_page_views_total", "result", metrics_page_results[i],
+		    metrics_load(&metrics_pages[i]));
+	metrics_header(fp, "payremind_checkouts_total", "counter",
+	    "Payment links spent by their button: hand-offs to the payment portal.");
+	fprintf(fp, "payremind_checkouts_total %llu\n", metrics_load(&metrics_checkouts));
+	metrics_header(
+	    fp, "payremind_payments_total", "counter", "Payment results from the portal, by status.");
+	for (i = 0; i < (int)METRICS_NELEM(metrics_payment_statuses); i++)
+		metrics_line(fp, "payremind_payments_total", "status", metrics_payment_statuses[i],
+		    metrics_load(&metrics_payments[i]));
 	return ferror(fp) ? -1 : 0;
 }
 

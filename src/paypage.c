@@ -251,9 +251,12 @@ paypage_render(enum paypage_view view, const char *lang, const struct paypage_ro
 		paypage_summary(out, t, row);
 		html_lit(out, "<h2>");
 		paypage_fixed(out, t->how);
-		html_lit(out, "</h2><form method=\"post\"><button type=\"submit\">");
-		paypage_fixed(out, t->button);
-		html_lit(out, "</button></form>");
+		html_lit(out, "</h2>");
+		if (conf->online) {
+			html_lit(out, "<form method=\"post\"><button type=\"submit\">");
+			paypage_fixed(out, t->button);
+			html_lit(out, "</button></form>");
+		}
 		paypage_other_ways(out, t, row, conf);
 		break;
 	case PAYPAGE_SPENT:

@@ -759,3 +759,41 @@ webhook_twilio_valid(
 		return 0;
 	return strlen(signature) == strlen(want) && CRYPTO_memcmp(want, signature, strlen(want)) == 0;
 }
+
+int
+webhook_payment_parse(const struct webhook_params *p, struct webhook_payment *out, char *err, size_t errlen)
+{
+	const char *id, *ref, *status, *amount;
+	char *end;
+
+	memset(out, 0, sizeof(*out));
+	if ((id = webhook_field(p, "id", err, errlen)) == NULL ||
+	    (ref = webhook_field(p, "reference", err, errlen)) == NULL ||
+	    (status = webhook_field(p, "status", err, errlen)) == NULL ||
+	    (amount = webhook_field(p, "amount_cents", err, errlen)) == NULL)
+		return -1;
+	if (!webhook_is_token(id, WEBHOOK_PAYMENT_ID_MAX)) {
+		snprintf(err, errlen, "field id: 1 to %d printable characters without spaces",
+		    WEBHOOK_PAYMENT_ID_MAX);
+		return -1;
+	}
+	if (!webhook_is_uuid(ref)) {
+		snprintf(err, errlen, "field reference: not a reminder id (a UUID)");
+		return -1;
+	}
+	if (strcmp(status, "paid") != 0 && strcmp(status, "failed") != 0 &&
+	    strcmp(status, "cancelled") != 0) {
+		snprintf(err, errlen, "field status: one of paid, failed, cancelled");
+		return -1;
+	}
+	errno = 0;
+	out->amount_cents = strtoll(amount, &end, 10);
+	if (amount[0] < '0' || amount[0] > '9' || *end != '\0' || errno == ERANGE) {
+		snprintf(err, errlen, "field amount_cents: an integer of cents, 0 or more");
+		return -1;
+	}
+	snprintf(out->id, sizeof(out->id), "%s", id);
+	snprintf(out->reference, sizeof(out->reference), "%s", ref);
+	snprintf(out->status, sizeof(out->status), "%s", status);
+	return 0;
+}

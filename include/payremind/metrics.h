@@ -16,6 +16,12 @@ void metrics_observe_latency(double seconds);
 void metrics_count_inbound(int keyword_index);
 /* One new delivery report (payremind_dlrs_total{status}). */
 void metrics_count_dlr(enum webhook_dlr_status status);
+/* One payment page view: result 0 valid, 1 spent, 2 nothing to pay, 3 unknown (enum paypage_view). */
+void metrics_count_page(int result);
+/* One link spent by its button and handed to the portal (payremind_checkouts_total). */
+void metrics_count_checkout(void);
+/* One new payment result from the portal: "paid", "failed" or "cancelled". */
+void metrics_count_payment(const char *status);
 /* One webhook answer with this HTTP status (payremind_webhook_responses_total{code}). */
 void metrics_count_response(unsigned status);
 /* Write every counter and the histogram in Prometheus text format 0.0.4. 0, or -1 on a write error. */

@@ -28,6 +28,7 @@ struct paypage_conf {
 	const char *bank_payee;   /* the payee to add in online banking ("ARO") */
 	const char *mail_address; /* "" or NULL: no payment by mail */
 	const char *permit;       /* "" or NULL: no permit in the footer */
+	int online;               /* checkout.url is set: the page has the "Pay online" button */
 };
 
 /* The headers every page carries (name, value), ended by { NULL, NULL }. */

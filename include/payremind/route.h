@@ -7,12 +7,14 @@
 
 #include "payremind/conf.h"
 
-enum route_kind { ROUTE_HEALTH, ROUTE_METRICS, ROUTE_INBOUND, ROUTE_DLR };
+enum route_kind { ROUTE_HEALTH, ROUTE_METRICS, ROUTE_INBOUND, ROUTE_DLR, ROUTE_PAGE, ROUTE_PAYMENT };
 
 enum route_auth {
 	ROUTE_AUTH_NONE,   /* /healthz, /metrics */
 	ROUTE_AUTH_KEY,    /* X-Payremind-Key (kannel routes: also the `key` query parameter) */
 	ROUTE_AUTH_TWILIO, /* X-Twilio-Signature */
+	ROUTE_AUTH_PORTAL, /* X-Payremind-Signature: HMAC-SHA256 of the body with checkout.secret_file */
+	ROUTE_AUTH_PAGE,   /* none: whoever holds the link */
 };
 
 /* One endpoint: the only method that may use it (HEAD too only where head_ok: never on a route that
@@ -40,5 +42,15 @@ enum route_result { ROUTE_OK = 200, ROUTE_NOT_FOUND = 404, ROUTE_METHOD_NOT_ALLO
  */
 enum route_result route_match(
     const char *method, size_t method_len, const char *target, size_t target_len, const struct route **out);
+
+/*
+ * Route a payment page request: the path (target up to '?') is prefix (token.base_url's path, ending
+ * with '/') + the rest. GET and HEAD show the page, POST spends the link: ROUTE_OK with *out the page
+ * route and token set to the rest when it is a token's 22 base64url characters, else to "" (the page
+ * for an unknown link). ROUTE_METHOD_NOT_ALLOWED for another method, ROUTE_NOT_FOUND (*out NULL) when
+ * the path is not under prefix. Any bytes are safe to pass.
+ */
+enum route_result route_page(const char *prefix, const char *method, size_t method_len, const char *target,
+    size_t target_len, char token[23], const struct route **out);
 
 #endif

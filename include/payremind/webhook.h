@@ -48,6 +48,8 @@ struct webhook_inbound {
 	const char *text;
 };
 
+#define WEBHOOK_PAYMENT_ID_MAX 200
+
 /* A checked delivery report. */
 struct webhook_dlr {
 	char ref[WEBHOOK_ID_MAX + 1];        /* reminder or reply id (json, kannel), MessageSid (twilio) */
@@ -57,6 +59,14 @@ struct webhook_dlr {
 	char raw_status[33];             /* the gateway's own status text */
 	char code[WEBHOOK_CODE_MAX + 1]; /* the gateway's error code, "" when none */
 	int opt_out;                     /* Twilio 21610: the number opted out at the carrier */
+};
+
+/* A checked payment result from the portal (SPEC §10, POST /v1/payments/json). */
+struct webhook_payment {
+	char id[WEBHOOK_PAYMENT_ID_MAX + 1]; /* the portal's payment id */
+	char reference[37];                  /* our reminder id */
+	char status[10];                     /* paid, failed or cancelled */
+	long long amount_cents;
 };
 
 /* Parse an application/x-www-form-urlencoded body or query string ('+' is a space) into p
@@ -85,6 +95,11 @@ int webhook_inbound_parse(enum conf_dialect dialect, const struct webhook_params
  * twilio: MessageSid, MessageStatus [, ErrorCode]). 0, or -1 with a reason naming the field. */
 int webhook_dlr_parse(enum conf_dialect dialect, const struct webhook_params *p, struct webhook_dlr *out,
     char *err, size_t errlen) __attribute__((warn_unused_result));
+/* Check a payment result's fields (from webhook_json_parse): id (1..200 printable characters without
+ * spaces), reference (a UUID), status (paid, failed, cancelled), amount_cents (an integer >= 0). 0, or
+ * -1 with a reason naming the field. */
+int webhook_payment_parse(const struct webhook_params *p, struct webhook_payment *out, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 /* The status as dlr_events stores it: "accepted", "buffered", "smsc_ack", "sent", "delivered",
  * "undelivered", "failed", "smsc_reject" or "other". */
 const char *webhook_dlr_status_to_text(enum webhook_dlr_status status);

@@ -13,7 +13,7 @@
 
 #define NBSP "\xc2\xa0"
 
-static const struct paypage_conf conf = { "ARO", "", "" };
+static const struct paypage_conf conf = { "ARO", "", "", 1 };
 
 static char page[16384];
 
@@ -97,13 +97,18 @@ valid_link_gives_every_way_to_pay_in_french(void **state)
 	lacks("Par la poste"); /* no mail address configured */
 	lacks("permis");
 	lacks("<script");
+	/* without a portal, no button: the other ways only */
+	struct paypage_conf offline = { "ARO", "", "", 0 };
+	assert_int_equal(render(PAYPAGE_VALID, "fr", &row, &offline), 200);
+	lacks("<button");
+	has("1" NBSP "877" NBSP "322-1414");
 }
 
 static void
 valid_link_in_english_with_mail_and_permit(void **state)
 {
 	struct paypage_row row = { "A-1001", 123456, "CAD", tz_days_from_civil(2027, 1, 15) };
-	struct paypage_conf c = { "ARO Recouvrement", "ARO, C.P. 123, Montréal QC H3C 0A1", "123456" };
+	struct paypage_conf c = { "ARO Recouvrement", "ARO, C.P. 123, Montréal QC H3C 0A1", "123456", 1 };
 
 	(void)state;
 	assert_int_equal(render(PAYPAGE_VALID, "en", &row, &c), 200);
@@ -147,7 +152,7 @@ what_a_row_carries_never_becomes_markup(void **state)
 {
 	struct paypage_row row = { "<script>alert(1)</script>\"'&", 100, "<b>",
 		tz_days_from_civil(2027, 1, 15) };
-	struct paypage_conf c = { "<img src=x>", "<a href=//evil>", "<i>" };
+	struct paypage_conf c = { "<img src=x>", "<a href=//evil>", "<i>", 1 };
 
 	(void)state;
 	assert_int_equal(render(PAYPAGE_VALID, "en", &row, &c), 200);

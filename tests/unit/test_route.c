@@ -134,6 +134,52 @@ test_router_takes_empty_and_null_input(void **state)
 	assert_int_equal(route_match("", 0, "", 0, &rt), ROUTE_NOT_FOUND);
 }
 
+/* The payment page: GET, HEAD and POST under the prefix; a token only when the rest is one. */
+static void
+test_page_routes_by_prefix_and_takes_only_a_token(void **state)
+{
+	static const struct {
+		const char *method, *target;
+		enum route_result want;
+		const char *token;
+	} pages[] = {
+		{ "GET", "/p/AbCdEfGhIjKlMnOpQrSt_-", ROUTE_OK, "AbCdEfGhIjKlMnOpQrSt_-" },
+		{ "HEAD", "/p/AbCdEfGhIjKlMnOpQrSt_-", ROUTE_OK, "AbCdEfGhIjKlMnOpQrSt_-" },
+		{ "POST", "/p/AbCdEfGhIjKlMnOpQrSt_-?lang=en", ROUTE_OK, "AbCdEfGhIjKlMnOpQrSt_-" },
+		{ "GET", "/p/AbCdEfGhIjKlMnOpQrSt_", ROUTE_OK, "" },    /* 21 characters */
+		{ "GET", "/p/AbCdEfGhIjKlMnOpQrSt_-x", ROUTE_OK, "" },  /* 23 */
+		{ "GET", "/p/AbCdEfGhIjKlMnOpQrS%74_-", ROUTE_OK, "" }, /* escaped */
+		{ "GET", "/p/AbCdEfGhIjKlMnOpQrSt_-/", ROUTE_OK, "" },
+		{ "GET", "/p/", ROUTE_OK, "" },
+		{ "PUT", "/p/AbCdEfGhIjKlMnOpQrSt_-", ROUTE_METHOD_NOT_ALLOWED, "" },
+		{ "GET", "/p", ROUTE_NOT_FOUND, "" },
+		{ "GET", "/q/AbCdEfGhIjKlMnOpQrSt_-", ROUTE_NOT_FOUND, "" },
+		{ "GET", "/P/AbCdEfGhIjKlMnOpQrSt_-", ROUTE_NOT_FOUND, "" },
+	};
+	const struct route *rt;
+	char token[23];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < NELEM(pages); i++) {
+		print_message("case: %s %s\n", pages[i].method, pages[i].target);
+		assert_int_equal(route_page("/p/", pages[i].method, strlen(pages[i].method), pages[i].target,
+		                     strlen(pages[i].target), token, &rt),
+		    pages[i].want);
+		assert_string_equal(token, pages[i].token);
+		if (pages[i].want == ROUTE_NOT_FOUND)
+			assert_null(rt);
+		else
+			assert_true(rt->kind == ROUTE_PAGE && rt->auth == ROUTE_AUTH_PAGE);
+	}
+	assert_int_equal(route_page(NULL, "GET", 3, "/p/x", 4, token, &rt), ROUTE_NOT_FOUND);
+	assert_int_equal(route_page("/p/", "GET", 3, NULL, 0, token, &rt), ROUTE_NOT_FOUND);
+	/* the portal's results: POST only, signed */
+	assert_int_equal(route_match("POST", 4, "/v1/payments/json", 17, &rt), ROUTE_OK);
+	assert_true(rt->kind == ROUTE_PAYMENT && rt->auth == ROUTE_AUTH_PORTAL);
+	assert_int_equal(route_match("HEAD", 4, "/v1/payments/json", 17, &rt), ROUTE_METHOD_NOT_ALLOWED);
+}
+
 int
 main(void)
 {
@@ -141,6 +187,7 @@ main(void)
 		cmocka_unit_test(test_router_decides_route_404_or_405),
 		cmocka_unit_test(test_routes_carry_auth_kind_dialect_and_allow),
 		cmocka_unit_test(test_router_takes_empty_and_null_input),
+		cmocka_unit_test(test_page_routes_by_prefix_and_takes_only_a_token),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

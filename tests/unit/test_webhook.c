@@ -675,6 +675,62 @@ test_key_equal_needs_the_exact_configured_key(void **state)
 		assert_int_equal(webhook_key_equal(cases[i].expected, cases[i].given), cases[i].ok);
 }
 
+/* The portal's payment results: every field checked, named when wrong. */
+static void
+test_payment_fields_are_checked_and_named(void **state)
+{
+	static const struct {
+		const char *body, *err; /* err NULL: accepted */
+	} cases[] = {
+		{ "{\"id\":\"pay-1\",\"reference\":\"0190f1c2-7d1e-7abc-8def-0123456789ab\",\"status\":\"paid\","
+		  "\"amount_cents\":123456}",
+		    NULL },
+		{ "{\"id\":\"pay-1\",\"reference\":\"0190f1c2-7d1e-7abc-8def-0123456789ab\",\"status\":\"cancelled\","
+		  "\"amount_cents\":0,\"extra\":true}",
+		    NULL },
+		{ "{\"reference\":\"0190f1c2-7d1e-7abc-8def-0123456789ab\",\"status\":\"paid\",\"amount_cents\":1}",
+		    "missing field: id" },
+		{ "{\"id\":\"a b\",\"reference\":\"0190f1c2-7d1e-7abc-8def-0123456789ab\",\"status\":\"paid\","
+		  "\"amount_cents\":1}",
+		    "field id: 1 to 200 printable characters without spaces" },
+		{ "{\"id\":\"p\",\"reference\":\"A-1001\",\"status\":\"paid\",\"amount_cents\":1}",
+		    "field reference: not a reminder id (a UUID)" },
+		{ "{\"id\":\"p\",\"reference\":\"0190f1c2-7d1e-7abc-8def-0123456789ab\",\"status\":\"refunded\","
+		  "\"amount_cents\":1}",
+		    "field status: one of paid, failed, cancelled" },
+		{ "{\"id\":\"p\",\"reference\":\"0190f1c2-7d1e-7abc-8def-0123456789ab\",\"status\":\"paid\","
+		  "\"amount_cents\":-5}",
+		    "field amount_cents: an integer of cents, 0 or more" },
+		{ "{\"id\":\"p\",\"reference\":\"0190f1c2-7d1e-7abc-8def-0123456789ab\",\"status\":\"paid\","
+		  "\"amount_cents\":1.5}",
+		    "field amount_cents: must be a string" },
+		{ "{\"id\":\"p\",\"reference\":\"0190f1c2-7d1e-7abc-8def-0123456789ab\",\"status\":\"paid\","
+		  "\"amount_cents\":99999999999999999999}",
+		    "bad JSON" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct webhook_params p = { 0 };
+		struct webhook_payment pay;
+		char err[256] = "";
+		int rc = webhook_json_parse(cases[i].body, strlen(cases[i].body), &p, err, sizeof(err));
+
+		print_message("case: %s\n", cases[i].body);
+		if (rc == 0)
+			rc = webhook_payment_parse(&p, &pay, err, sizeof(err));
+		if (cases[i].err == NULL) {
+			assert_int_equal(rc, 0);
+			assert_string_equal(pay.reference, "0190f1c2-7d1e-7abc-8def-0123456789ab");
+		} else {
+			assert_int_equal(rc, -1);
+			assert_memory_equal(err, cases[i].err, strlen(cases[i].err));
+		}
+		webhook_params_free(&p);
+	}
+}
+
 int
 main(void)
 {
@@ -697,6 +753,7 @@ main(void)
 		cmocka_unit_test(test_log_value_masks_anything_that_may_be_a_number),
 		cmocka_unit_test(test_forwarded_client_trusts_only_listed_proxies),
 		cmocka_unit_test(test_key_equal_needs_the_exact_configured_key),
+		cmocka_unit_test(test_payment_fields_are_checked_and_named),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
