@@ -143,6 +143,8 @@ def libconfig_value(v):
         return "true" if v else "false"
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(libconfig_value(x) for x in v) + "]"
     return str(v)
 
 
