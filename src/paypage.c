@@ -25,7 +25,7 @@ const char *const paypage_headers[][2] = {
 struct paypage_text {
 	const char *lang, *title, *intro, *amount, *due, *ref, *how, *button, *phone, *bank_before,
 	    *bank_middle, *bank_after, *mail, *stop_title, *stop, *spent, *nothing, *unknown, *other_lang,
-	    *other_href, *permit;
+	    *other_href, *permit, *permit_after;
 };
 
 static const struct paypage_text paypage_fr = {
@@ -54,8 +54,8 @@ static const struct paypage_text paypage_fr = {
 	.unknown = "Ce lien n'est pas valide. Pour toute question, appelez-nous.",
 	.other_lang = "English",
 	.other_href = "?lang=en",
-	.permit = "Titulaire du permis d'agence de recouvrement de l'Office de la protection du consommateur"
-	          " n" NBSP "o" NBSP,
+	.permit = "Titulaire du permis d'agence de recouvrement numéro ",
+	.permit_after = ", délivré par l'Office de la protection du consommateur.",
 };
 
 static const struct paypage_text paypage_en = {
@@ -83,8 +83,8 @@ static const struct paypage_text paypage_en = {
 	.unknown = "This link is not valid. If you have a question, please call us.",
 	.other_lang = "Français",
 	.other_href = "?lang=fr",
-	.permit =
-	    "Holder of a collection agency permit from the Office de la protection du consommateur, no. ",
+	.permit = "Collection agency permit number ",
+	.permit_after = ", issued by the Office de la protection du consommateur.",
 };
 
 /* Our own fixed texts above hold markup (links, entities): they go out through html_raw_ with their
@@ -93,6 +93,15 @@ static void
 paypage_fixed(struct html *h, const char *s)
 {
 	html_raw_(h, s, strlen(s));
+}
+
+/* An account reference, kept on one line (its hyphen is no place to break it). */
+static void
+paypage_ref(struct html *h, const char *ref)
+{
+	html_lit(h, "<span class=\"ref\">");
+	html_text(h, ref);
+	html_lit(h, "</span>");
 }
 
 void
@@ -144,9 +153,9 @@ paypage_head(struct html *h, const struct paypage_text *t)
 	    "color:#1a1a1a;background:#fff}"
 	    "main{max-width:36rem;margin:0 auto;padding:1rem}"
 	    "h1{font-size:1.5rem;margin:.5rem 0}h2{font-size:1.15rem;margin:1.5rem 0 .5rem}"
-	    "dl{display:grid;grid-template-columns:auto 1fr;gap:.25rem 1rem;margin:1rem 0}"
-	    "dt{font-weight:600}dd{margin:0}"
-	    "p,li,dd{overflow-wrap:anywhere}ul{padding-left:1.25rem}li{margin:.5rem 0}"
+	    "dl{margin:1rem 0}"
+	    "dt{font-weight:600}dd{margin:0 0 .5rem}.ref{white-space:nowrap}"
+	    "p,li,dd{overflow-wrap:break-word}ul{padding-left:1.25rem}li{margin:.5rem 0}"
 	    "button{font:inherit;font-weight:600;color:#fff;background:#0b4f8a;border:0;border-radius:.375rem;"
 	    "padding:.75rem 1.25rem;min-height:44px;width:100%;max-width:20rem;cursor:pointer}"
 	    "button:focus{outline:3px solid #f2a900;outline-offset:2px}"
@@ -168,6 +177,7 @@ paypage_foot(struct html *h, const struct paypage_text *t, const struct paypage_
 		html_lit(h, "<p>ARO. ");
 		paypage_fixed(h, t->permit);
 		html_text(h, c->permit);
+		paypage_fixed(h, t->permit_after);
 		html_lit(h, "</p>");
 	}
 	html_lit(h, "</footer></main></body></html>\n");
@@ -187,7 +197,7 @@ paypage_other_ways(
 	html_lit(h, "</strong>");
 	paypage_fixed(h, t->bank_middle);
 	html_lit(h, "<strong>");
-	html_text(h, r->account_ref);
+	paypage_ref(h, r->account_ref);
 	html_lit(h, "</strong>");
 	paypage_fixed(h, t->bank_after);
 	html_lit(h, "</li>");
@@ -228,7 +238,7 @@ paypage_summary(struct html *h, const struct paypage_text *t, const struct paypa
 	html_lit(h, "</dd><dt>");
 	paypage_fixed(h, t->ref);
 	html_lit(h, "</dt><dd>");
-	html_text(h, r->account_ref);
+	paypage_ref(h, r->account_ref);
 	html_lit(h, "</dd></dl>");
 }
 
@@ -246,7 +256,7 @@ paypage_render(enum paypage_view view, const char *lang, const struct paypage_ro
 	case PAYPAGE_VALID:
 		html_lit(out, "<p>");
 		paypage_fixed(out, t->intro);
-		html_text(out, row->account_ref);
+		paypage_ref(out, row->account_ref);
 		html_lit(out, ".</p>");
 		paypage_summary(out, t, row);
 		html_lit(out, "<h2>");

@@ -124,12 +124,19 @@ report_svg_days(struct html *h, const struct report_group *g, int n)
 		       hp = 200.0 * (double)g[i].n[REPORT_PAID] / (double)max;
 
 		html_lit(h, "<rect fill=\"#0b4f8a\" x=\"");
-		html_textf(h, "%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f", x + col * 0.1, 220.0 - hs,
-		    col * 0.8, hs);
+		html_textf(h, "%.1f", x + col * 0.1);
+		html_lit(h, "\" y=\"");
+		html_textf(h, "%.1f", 220.0 - hs);
+		html_lit(h, "\" width=\"");
+		html_textf(h, "%.1f", col * 0.8);
+		html_lit(h, "\" height=\"");
+		html_textf(h, "%.1f", hs);
 		html_lit(h, "\"><title>");
 		html_textf(h, "%s: %ld sent, %ld paid", g[i].key, g[i].n[REPORT_SENT], g[i].n[REPORT_PAID]);
 		html_lit(h, "</title></rect><circle fill=\"#f2a900\" r=\"4\" cx=\"");
-		html_textf(h, "%.1f\" cy=\"%.1f", x + col * 0.5, 220.0 - hp);
+		html_textf(h, "%.1f", x + col * 0.5);
+		html_lit(h, "\" cy=\"");
+		html_textf(h, "%.1f", 220.0 - hp);
 		html_lit(h, "\"/>");
 		if (i == 0 || i == n - 1) {
 			html_lit(h, "<text font-size=\"12\" y=\"240\" x=\"");

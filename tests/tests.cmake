@@ -20,10 +20,17 @@ set_tests_properties(fixture.pg_stop PROPERTIES FIXTURES_CLEANUP pg TIMEOUT 60)
 
 find_program(PR_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
 file(GLOB INTEGRATION_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/integration/test_*.py)
+# Long tests (a real browser) carry the label `long`: scripts/test.sh runs them once, not again under
+# the sanitizers.
+set(PR_LONG_TESTS test_browser)
 foreach(src ${INTEGRATION_TESTS})
   get_filename_component(name ${src} NAME_WE)
+  set(labels integration)
+  if(name IN_LIST PR_LONG_TESTS)
+    list(APPEND labels long)
+  endif()
   add_test(NAME integration.${name} COMMAND ${PR_PYTHON} ${src})
   set_tests_properties(integration.${name} PROPERTIES
-    FIXTURES_REQUIRED pg LABELS integration TIMEOUT 600
+    FIXTURES_REQUIRED pg LABELS "${labels}" TIMEOUT 600
     ENVIRONMENT "PAYREMIND_TEST_STATE=${PR_TEST_STATE};PAYREMIND_BIN=${CMAKE_BINARY_DIR};PAYREMIND_SRC=${CMAKE_SOURCE_DIR}")
 endforeach()

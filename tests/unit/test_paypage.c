@@ -85,13 +85,14 @@ valid_link_gives_every_way_to_pay_in_french(void **state)
 	(void)state;
 	assert_int_equal(render(PAYPAGE_VALID, "fr", &row, &conf), 200);
 	has("<html lang=\"fr\">");
-	has("ARO vous écrit au sujet du dossier A-1001.");
+	has("ARO vous écrit au sujet du dossier <span class=\"ref\">A-1001</span>.");
 	has("1" NBSP "234,56" NBSP "$");
 	has("le" NBSP "15" NBSP "janvier" NBSP "2027");
 	has("<form method=\"post\"><button type=\"submit\">Payer en ligne</button></form>");
 	has("1" NBSP "877" NBSP "322-1414</a>, du lundi au vendredi, de 8" NBSP "h à 20" NBSP
 	    "h (heure de l'Est)");
-	has("ajoutez <strong>ARO</strong> comme fournisseur (ou bénéficiaire), puis inscrivez <strong>A-1001</strong>");
+	has("ajoutez <strong>ARO</strong> comme fournisseur (ou bénéficiaire), puis inscrivez <strong><span "
+	    "class=\"ref\">A-1001</span></strong>");
 	has("répondez ARRET");
 	has("<a href=\"?lang=en\" lang=\"en\">English</a>");
 	lacks("Par la poste"); /* no mail address configured */
@@ -117,9 +118,9 @@ valid_link_in_english_with_mail_and_permit(void **state)
 	has("January 15, 2027");
 	has("<button type=\"submit\">Pay online</button>");
 	has("1-877-322-1414</a>, Monday to Friday");
-	has("add <strong>ARO Recouvrement</strong> as a payee, then enter <strong>A-1001</strong>");
+	has("add <strong>ARO Recouvrement</strong> as a payee, then enter <strong><span class=\"ref\">A-1001</span></strong>");
 	has("By mail: ARO, C.P. 123, Montréal QC H3C 0A1");
-	has("permit from the Office de la protection du consommateur, no. 123456");
+	has("Collection agency permit number 123456, issued by the Office de la protection du consommateur.");
 	has("reply STOP");
 }
 
@@ -132,7 +133,7 @@ spent_nothing_and_unknown_views(void **state)
 	assert_int_equal(render(PAYPAGE_SPENT, "fr", &row, &conf), 410);
 	has("Ce lien a déjà servi ou n'est plus valide.");
 	has("322-1414");
-	has("inscrivez <strong>A-1001</strong>");
+	has("inscrivez <strong><span class=\"ref\">A-1001</span></strong>");
 	lacks("<button");
 	assert_int_equal(render(PAYPAGE_NOTHING, "en", &row, &conf), 200);
 	has("No payment is due on this account.");
