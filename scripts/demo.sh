@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The demo: installs what is missing, builds, starts a private PostgreSQL under var/, migrates,
 # inserts sample due accounts (French and English), runs one batch of payremindd against the sandbox
-# gateway (which prints every SMS), then peeks at and redeems one of the payment links.
-# `scripts/demo.sh --keep` leaves PostgreSQL running afterwards (stop it with `scripts/demo.sh stop`).
+# gateway (which prints every SMS), then starts payremindd with its listener and shows the payment page
+# of the first SMS's link, and peeks at and redeems another link.
+# `scripts/demo.sh --keep` leaves PostgreSQL and payremindd running afterwards, so that the links can be
+# opened in a browser (stop them with `scripts/demo.sh stop`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -15,8 +17,15 @@ pgdir() { readlink -f "$var/pg"; }
 stop_pg() {
 	[ -e "$var/pg/data/postmaster.pid" ] && as_pg "$(pgbin)/pg_ctl" -D "$(pgdir)/data" -m fast -w stop >/dev/null || true
 }
+stop_daemons() {
+	local f
+	for f in "$var/payremindd.pid" "$var/sandbox.pid"; do
+		[ -s "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+		rm -f "$f"
+	done
+}
 
-if [ "${1:-}" = stop ]; then stop_pg; exit 0; fi
+if [ "${1:-}" = stop ]; then stop_daemons; stop_pg; exit 0; fi
 keep=0
 [ "${1:-}" = --keep ] && keep=1
 
@@ -48,18 +57,22 @@ psql -q -d postgres -c "DROP DATABASE IF EXISTS payremind_demo WITH (FORCE)" -c 
 
 # The sandbox gateway on a free port, printing every SMS it receives.
 rm -f "$var/sandbox.port" "$var/sandbox.jsonl"
+stop_daemons
 build/sandbox-gateway --port 0 --port-file "$var/sandbox.port" --record "$var/sandbox.jsonl" &
-sandbox=$!
-trap 'kill $sandbox 2>/dev/null || true; [ $keep -eq 1 ] || stop_pg' EXIT
+echo $! > "$var/sandbox.pid"
+trap '[ $keep -eq 1 ] || { stop_daemons; stop_pg; }' EXIT
 for _ in $(seq 100); do [ -s "$var/sandbox.port" ] && break; sleep 0.05; done
 
 # The demo opens the contact windows around the clock so that you see SMS at any hour; the shipped
-# conf/payremind.conf keeps the legal windows (QC Mon-Sat 08:00-20:00, ...).
+# conf/payremind.conf keeps the legal windows (QC Mon-Sat 08:00-20:00, ...). The links in the SMS
+# point at the demo's own listener (a loopback URL may be plain http), so they open on this machine.
+port=${PAYREMIND_DEMO_PORT:-8788}
 cat > "$var/demo.conf" <<CONF
 database = { conninfo = "host=$(pgdir) user=postgres dbname=payremind_demo"; };
 sender = { short_code = "27022"; };
 gateway = { dialect = "json"; url = "http://127.0.0.1:$(cat "$var/sandbox.port")/sms"; rate_per_second = 0.0; };
-listen = { port = 0; };
+token = { base_url = "http://127.0.0.1:$port/p/"; };
+listen = { port = $port; public_url = "http://127.0.0.1:$port"; };
 regions = {
   QC = { windows = ( { days = ["mon","tue","wed","thu","fri","sat","sun"]; start = "00:00"; end = "24:00"; } );
          holidays = "none"; notice_days = 5; };
@@ -89,11 +102,28 @@ build/payremindd -c "$var/demo.conf" --once
 sleep 0.2
 psql -d payremind_demo -c "SELECT d.account_ref, r.step, r.short_code, r.state, r.attempts, r.gateway_message_id FROM payremind.reminders r JOIN payremind.due_accounts d ON d.id = r.due_account_id ORDER BY d.id"
 
-echo "== 7. the payment link of the first SMS: token_peek never consumes, token_redeem works once"
-token=$(grep -o '"text":"[^"]*' "$var/sandbox.jsonl" | grep -o 'https://pay.aro.ca/p/[A-Za-z0-9_-]\{22\}' | head -n 1 | sed 's|.*/||')
-echo "token from the first SMS: $token"
+links=$(grep -o '"text":"[^"]*' "$var/sandbox.jsonl" | grep -o "http://127.0.0.1:$port/p/[A-Za-z0-9_-]\{22\}")
+
+echo "== 7. payremindd with its listener: the payment page of the first SMS's link"
+build/payremindd -c "$var/demo.conf" > "$var/payremindd.log" 2>&1 &
+echo $! > "$var/payremindd.pid"
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+first=$(echo "$links" | head -n 1)
+echo "GET $first"
+curl -s -D - -o "$var/page.html" "$first" | grep -Ei '^(HTTP|content-security-policy|cache-control|referrer-policy)'
+sed -e 's/<[^>]*>/ /g' -e 's/  */ /g' "$var/page.html" | tr -s ' \n' | head -c 900; echo
+echo "(a GET counts as an opening and never spends the link: the page's own button does)"
+
+echo "== 8. another link: token_peek never consumes, token_redeem works once (for ARO's portal)"
+token=$(echo "$links" | sed -n 2p | sed 's|.*/||')
 for q in token_peek token_peek token_redeem token_redeem; do
-	echo "-- SELECT * FROM payremind.$q('$token');"
+	echo "-- SELECT * FROM payremind.$q('<token of the second SMS>');"
 	psql -d payremind_demo -c "SELECT * FROM payremind.$q('$token')"
 done
-echo "demo done."
+if [ $keep -eq 1 ]; then
+	echo "demo done; payremindd keeps serving. Open in a browser:"
+	echo "$links" | sed 's/^/  /'
+	echo "stop everything with: scripts/demo.sh stop"
+else
+	echo "demo done. scripts/demo.sh --keep leaves payremindd serving these links for a browser."
+fi

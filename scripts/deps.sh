@@ -8,8 +8,12 @@ packages=(
 	systemd procps man-db  # the install test: systemd-analyze verify, ExecReload= kill, man: pages
 	libpq-dev libcurl4-openssl-dev uuid-dev libconfig-dev libjansson-dev libmicrohttpd-dev libssl-dev
 	libcmocka-dev
+	clang libclang-rt-14-dev llvm  # scripts/fuzz.sh: clang, its libFuzzer + sanitizer runtimes, llvm-symbolizer
 	postgresql python3 python3-psycopg2 curl
 	kannel kannel-extras
+	nginx-light openssl  # test_nginx: the shipped site in front of the listener, a self-signed certificate
+	chromium chromium-driver python3-selenium  # test_browser: the payment page in a real browser
+	wrk  # bench/run --pages: page views per second through the listener
 )
 
 missing=()

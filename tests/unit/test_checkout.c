@@ -41,6 +41,27 @@ url_is_encoded_in_order_and_signed(void **state)
 	    "&signature=4d1c3b4814ecdbd80d50857fcdc2cf6329c42d85999d18bd25cf62a362217f1b");
 }
 
+/* The example of docs/payment-page.md, as a portal would check it. */
+static void
+url_of_the_documented_example(void **state)
+{
+	struct checkout_handoff h = { "0190f1c2-7d1e-7abc-8def-0123456789ab", "A-1001", 12345, "CAD", "fr",
+		1796000000 };
+	static const char body[] = "{\"id\":\"pay-7\",\"reference\":\"0190f1c2-7d1e-7abc-8def-0123456789ab\","
+	                           "\"status\":\"paid\",\"amount_cents\":12345}";
+	char url[1024];
+
+	(void)state;
+	assert_int_equal(
+	    checkout_url("https://portal.aro.example/pay", KEY("portal-secret"), &h, url, sizeof(url)), 0);
+	assert_string_equal(url,
+	    "https://portal.aro.example/pay?reference=0190f1c2-7d1e-7abc-8def-0123456789ab&account_ref=A-1001"
+	    "&amount_cents=12345&currency=CAD&lang=fr&expires=1796000000"
+	    "&signature=26384b302d1e124044f84f271a00be35ec5025978396573fd1b786e229791d27");
+	assert_true(checkout_verify(KEY("portal-secret"), body, strlen(body),
+	    "c8f7119cf0e90e91352230a89ae7e6f8769ceb206c533425a97a344096d94a9e"));
+}
+
 static void
 url_extends_a_query_and_refuses_a_small_buffer(void **state)
 {
@@ -89,6 +110,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(mac_matches_the_published_vector),
 		cmocka_unit_test(url_is_encoded_in_order_and_signed),
+		cmocka_unit_test(url_of_the_documented_example),
 		cmocka_unit_test(url_extends_a_query_and_refuses_a_small_buffer),
 		cmocka_unit_test(verify_accepts_only_the_right_mac),
 	};
