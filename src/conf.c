@@ -80,7 +80,7 @@ struct loader {
 static const char conf_default_fr[] =
     "ARO : paiement attendu, dossier {ref}. En ligne : {link} Par téléphone : 1 877 322-1414, du lun. au "
     "ven., de 8 h à 20 h (heure de l'Est). Banque en ligne : fournisseur ARO, numéro de compte {ref}. "
-    "Textez ARRET pour ne plus recevoir ces rappels.";
+    "Textez ARRET pour ne plus en recevoir.";
 static const char conf_default_en[] =
     "ARO: payment due on account {ref}. Online: {link} By phone: 1-877-322-1414, Mon-Fri, 8 a.m. to 8 p.m. "
     "ET. Online banking: payee ARO, account number {ref}. Text STOP to opt out.";

@@ -80,9 +80,13 @@ struct listener_secrets {
 struct listener {
 	struct MHD_Daemon *mhd; /* NULL: no-op listener (listen.port = 0) */
 	char *conninfo;
-	pthread_mutex_t db_mtx; /* guards pg and db_retry_at */
-	PGconn *pg;
-	long long db_retry_at;    /* monotonic ms before which no reconnect is tried */
+	/* One database connection per libmicrohttpd thread, each with its own lock, so a slow statement
+	 * (the daemon's batches load the same server) holds up one thread's requests, not all of them. */
+	struct listener_pg {
+		pthread_mutex_t mtx; /* guards pg and retry_at */
+		PGconn *pg;
+		long long retry_at; /* monotonic ms before which no reconnect is tried */
+	} db[LISTENER_THREADS];
 	pthread_mutex_t conf_mtx; /* guards sec */
 	struct listener_secrets sec;
 	char start_err[256]; /* libmicrohttpd's last complaint while starting */
@@ -252,30 +256,46 @@ listener_set_conf(struct listener *l, const struct conf *conf)
 
 enum listener_db_rc { LISTENER_DB_OK, LISTENER_DB_SQL, LISTENER_DB_BROKEN, LISTENER_DB_TIMEOUT };
 
-/* Connect when there is no connection, at most once per LISTENER_DB_RETRY_MS. Under db_mtx. */
+/* Connect slot d when it has no connection, at most once per LISTENER_DB_RETRY_MS. Under d->mtx. */
 static int
-listener_db_connect(struct listener *l, char *err, size_t errlen)
+listener_db_connect(struct listener *l, struct listener_pg *d, char *err, size_t errlen)
 {
 	/* Ours first: the operator's conninfo (expanded from dbname) overrides them. */
 	static const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
 	const char *vals[] = { "5", "payremindd-listener", l->conninfo, NULL };
 	long long now = loop_now_ms();
 
-	if (l->pg != NULL)
+	if (d->pg != NULL)
 		return 0;
-	if (now < l->db_retry_at) {
-		snprintf(err, errlen, "database unavailable (next attempt in %lld ms)", l->db_retry_at - now);
+	if (now < d->retry_at) {
+		snprintf(err, errlen, "database unavailable (next attempt in %lld ms)", d->retry_at - now);
 		return -1;
 	}
-	l->pg = PQconnectdbParams(keys, vals, 1);
-	if (l->pg != NULL && PQstatus(l->pg) == CONNECTION_OK)
+	d->pg = PQconnectdbParams(keys, vals, 1);
+	if (d->pg != NULL && PQstatus(d->pg) == CONNECTION_OK)
 		return 0;
 	snprintf(err, errlen, "database connection failed: %.*s",
-	    LISTENER_LINE(l->pg ? PQerrorMessage(l->pg) : "out of memory"));
-	PQfinish(l->pg);
-	l->pg = NULL;
-	l->db_retry_at = loop_now_ms() + LISTENER_DB_RETRY_MS;
+	    LISTENER_LINE(d->pg ? PQerrorMessage(d->pg) : "out of memory"));
+	PQfinish(d->pg);
+	d->pg = NULL;
+	d->retry_at = loop_now_ms() + LISTENER_DB_RETRY_MS;
 	return -1;
+}
+
+/* A free connection slot, locked: the first idle one, else this thread's own (waiting for it). */
+static struct listener_pg *
+listener_db_take(struct listener *l)
+{
+	size_t i, mine = (size_t)pthread_self() % LISTENER_THREADS;
+
+	for (i = 0; i < LISTENER_THREADS; i++) {
+		struct listener_pg *d = &l->db[(mine + i) % LISTENER_THREADS];
+
+		if (pthread_mutex_trylock(&d->mtx) == 0)
+			return d;
+	}
+	pthread_mutex_lock(&l->db[mine].mtx);
+	return &l->db[mine];
 }
 
 /* Wait for the answer to what was sent, at most LISTENER_DB_TIMEOUT_MS; cancel it after that. */
@@ -313,7 +333,7 @@ listener_db_wait(PGconn *pg, char *err, size_t errlen)
 	}
 }
 
-/* Send one statement and collect its result. Under db_mtx, with a connection. */
+/* Send one statement and collect its result. Under its slot's lock, with a connection. */
 static enum listener_db_rc
 listener_db_run(
     PGconn *pg, const char *sql, int n, const char *const *v, PGresult **out, char *err, size_t errlen)
@@ -345,7 +365,7 @@ listener_db_run(
 }
 
 /*
- * Run sql with text parameters on the listener's own connection, serialised by db_mtx: connect when
+ * Run sql with text parameters on one of the listener's own connections (listener_db_take): connect when
  * needed, wait at most LISTENER_DB_TIMEOUT_MS, drop a connection that broke or timed out, and try once
  * more on a fresh connection when it broke (every statement here is idempotent). The result, or NULL
  * with the reason in err (the caller answers 503). The caller PQclears.
@@ -354,20 +374,20 @@ static PGresult *
 listener_db(struct listener *l, const char *sql, int n, const char *const *v, char *err, size_t errlen)
 {
 	enum listener_db_rc rc = LISTENER_DB_BROKEN;
+	struct listener_pg *d = listener_db_take(l);
 	PGresult *res = NULL;
 	int attempt;
 
-	pthread_mutex_lock(&l->db_mtx);
 	for (attempt = 0; attempt < 2 && rc == LISTENER_DB_BROKEN; attempt++) {
-		if (listener_db_connect(l, err, errlen) == -1)
+		if (listener_db_connect(l, d, err, errlen) == -1)
 			break;
-		rc = listener_db_run(l->pg, sql, n, v, &res, err, errlen);
+		rc = listener_db_run(d->pg, sql, n, v, &res, err, errlen);
 		if (rc == LISTENER_DB_BROKEN || rc == LISTENER_DB_TIMEOUT) {
-			PQfinish(l->pg);
-			l->pg = NULL;
+			PQfinish(d->pg);
+			d->pg = NULL;
 		}
 	}
-	pthread_mutex_unlock(&l->db_mtx);
+	pthread_mutex_unlock(&d->mtx);
 	return res;
 }
 
@@ -1530,7 +1550,8 @@ listener_new(const struct conf *conf)
 
 	if (l == NULL || (l->conninfo = strdup(conf->db_conninfo ? conf->db_conninfo : "")) == NULL)
 		fatal("listener: out of memory");
-	pthread_mutex_init(&l->db_mtx, NULL);
+	for (i = 0; i < (int)LISTENER_THREADS; i++)
+		pthread_mutex_init(&l->db[i].mtx, NULL);
 	pthread_mutex_init(&l->conf_mtx, NULL);
 	pthread_mutex_init(&l->conn_mtx, NULL);
 	pthread_mutex_init(&l->mhdlog_mtx, NULL);
@@ -1575,10 +1596,10 @@ listener_start(const struct conf *conf, char *err, size_t errlen)
 	if (l->sec.key == NULL)
 		log_notice("listener: listen.secret_file is not set: json and kannel webhooks will be "
 		           "refused (401)");
-	pthread_mutex_lock(&l->db_mtx);
-	if (listener_db_connect(l, dberr, sizeof(dberr)) == -1)
+	pthread_mutex_lock(&l->db[0].mtx);
+	if (listener_db_connect(l, &l->db[0], dberr, sizeof(dberr)) == -1)
 		log_warnx("listener: %s (retried on the next request)", dberr);
-	pthread_mutex_unlock(&l->db_mtx);
+	pthread_mutex_unlock(&l->db[0].mtx);
 	log_info("listener: serving on %s:%d", conf->listen.address, conf->listen.port);
 	return l;
 }
@@ -1607,9 +1628,11 @@ listener_stop(struct listener *l)
 			free(c);
 		}
 	}
-	PQfinish(l->pg);
+	for (h = 0; h < LISTENER_THREADS; h++) {
+		PQfinish(l->db[h].pg);
+		pthread_mutex_destroy(&l->db[h].mtx);
+	}
 	listener_secrets_free(&l->sec);
-	pthread_mutex_destroy(&l->db_mtx);
 	pthread_mutex_destroy(&l->conf_mtx);
 	pthread_mutex_destroy(&l->conn_mtx);
 	pthread_mutex_destroy(&l->mhdlog_mtx);

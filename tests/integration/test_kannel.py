@@ -152,8 +152,8 @@ def test_default_templates_give_every_way_to_pay_as_concatenated_gsm7(ctx):
                         r" account number KD-1001\. Text STOP to opt out\.", en), en
     assert re.fullmatch(r"ARO : paiement attendu, dossier KD-1002\. En ligne : " + re.escape(BASE_URL) + TOKEN +
                         r" Par téléphone : 1 877 322-1414, du lun\. au ven\., de 8 h à 20 h \(heure de l'Est\)\."
-                        r" Banque en ligne : fournisseur ARO, numéro de compte KD-1002\. Textez ARRET pour ne plus"
-                        r" recevoir ces rappels\.", fr), fr
+                        r" Banque en ligne : fournisseur ARO, numéro de compte KD-1002\. Textez ARRET pour ne plus en"
+                        r" recevoir\.", fr), fr
 
 
 def test_dlr_url_brings_the_reminder_id_back(ctx):

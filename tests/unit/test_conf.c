@@ -269,7 +269,7 @@ static const struct error_case error_cases[] = {
 	      "templates.max_segments is "
 	      "2" } },
 	{ "default template over a smaller max_segments", "templates = { max_segments = 1; };\n",
-	    { ": templates.fr: renders to 2 segments (GSM-7, 303 units) at its longest; "
+	    { ": templates.fr: renders to 2 segments (GSM-7, 294 units) at its longest; "
 	      "templates.max_segments is 1",
 	        ": templates.en: renders to 2 segments (GSM-7, 235 units) at its longest; "
 	        "templates.max_segments is "
