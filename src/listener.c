@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "payremind/checkout.h"
 #include "payremind/html.h"
@@ -46,8 +47,16 @@
 #define LISTENER_THREADS 4u         /* /healthz and /metrics stay answerable beside slow requests */
 #define LISTENER_DB_TIMEOUT_MS 5000 /* a statement taking longer is cancelled: 503 */
 #define LISTENER_DB_RETRY_MS 1000   /* no reconnect attempt more often than this */
+#define LISTENER_OPENS_MS 1000      /* openings of payment links are written at most this often */
+#define LISTENER_OPENS_MAX 100000u  /* openings kept between two writes; more are not counted */
 #define LISTENER_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define LISTENER_TWIML "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
+
+/* One GET of a payment link, to be counted: the token's SHA-256 (never the token) and when. */
+struct listener_open {
+	char hash[2 * SHA256_DIGEST_LENGTH + 1];
+	double at;
+};
 
 /* How many connections (or proxied requests) one client address holds now. */
 struct listener_count {
@@ -110,6 +119,11 @@ struct listener {
 	long long mhdlog_until;
 	unsigned mhdlog_count;
 	unsigned long mhdlog_dropped;
+	pthread_mutex_t opens_mtx; /* guards the openings below, written by the sweeper once a second */
+	struct listener_open *opens;
+	size_t nopens, capopens;
+	unsigned long opens_dropped;
+	long long opens_at;                                       /* monotonic ms of the next write */
 	char trusted[CONF_MAX_TRUSTED_PROXIES][WEBHOOK_ADDR_MAX]; /* listen.trusted_proxies, canonical */
 	const char *trusted_v[CONF_MAX_TRUSTED_PROXIES];
 	size_t ntrusted;
@@ -711,6 +725,85 @@ listener_view(const char *view)
 	return strcmp(view, "nothing") == 0 ? PAYPAGE_NOTHING : PAYPAGE_UNKNOWN;
 }
 
+/* Count one GET of a link (written by the sweeper within LISTENER_OPENS_MS): a page view itself writes
+ * nothing to the database. */
+static void
+listener_count_open(struct listener *l, const char *token)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	struct listener_open *o;
+	struct timespec now;
+	size_t i;
+
+	SHA256((const unsigned char *)token, strlen(token), md);
+	clock_gettime(CLOCK_REALTIME, &now);
+	pthread_mutex_lock(&l->opens_mtx);
+	if (l->nopens == l->capopens && l->capopens < LISTENER_OPENS_MAX) {
+		size_t cap = l->capopens ? l->capopens * 2 : 256;
+
+		if ((o = realloc(l->opens, cap * sizeof(*o))) == NULL)
+			fatal("listener: out of memory");
+		l->opens = o;
+		l->capopens = cap;
+	}
+	if (l->nopens < l->capopens) {
+		o = &l->opens[l->nopens++];
+		for (i = 0; i < SHA256_DIGEST_LENGTH; i++)
+			snprintf(o->hash + 2 * i, 3, "%02x", md[i]);
+		o->at = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+	} else
+		l->opens_dropped++;
+	pthread_mutex_unlock(&l->opens_mtx);
+}
+
+/* Write the openings counted since the last call, in one statement. Not under conn_mtx. */
+static void
+listener_write_opens(struct listener *l)
+{
+	struct listener_open *opens;
+	char *hashes = NULL, *ats = NULL, err[256];
+	size_t n, i, hlen = 0, alen = 0;
+	unsigned long dropped;
+	const char *v[2];
+	PGresult *res;
+	FILE *h, *a;
+
+	pthread_mutex_lock(&l->opens_mtx);
+	opens = l->opens;
+	n = l->nopens;
+	dropped = l->opens_dropped;
+	l->opens = NULL;
+	l->nopens = l->capopens = 0;
+	l->opens_dropped = 0;
+	pthread_mutex_unlock(&l->opens_mtx);
+	if (dropped > 0)
+		log_warnx("listener: %lu link openings not counted (over %u a second)", dropped,
+		    LISTENER_OPENS_MAX);
+	if (n > 0) {
+		if ((h = open_memstream(&hashes, &hlen)) == NULL || (a = open_memstream(&ats, &alen)) == NULL)
+			fatal("listener: open_memstream");
+		for (i = 0; i < n; i++) {
+			fprintf(h, "%c%s", i ? ',' : '{', opens[i].hash);
+			fprintf(a, "%c%.3f", i ? ',' : '{', opens[i].at);
+		}
+		fputc('}', h);
+		fputc('}', a);
+		if (fclose(h) != 0 || fclose(a) != 0)
+			fatal("listener: openings");
+		v[0] = hashes;
+		v[1] = ats;
+		res = listener_db(
+		    l, "SELECT payremind.link_opened($1::text[], $2::float8[])", 2, v, err, sizeof(err));
+
+		if (res == NULL)
+			log_warnx("listener: %zu link openings not counted: %s", n, err);
+		PQclear(res);
+	}
+	free(hashes);
+	free(ats);
+	free(opens);
+}
+
 /* The page for view into rep; res is the link's row (NULL for an unknown link). */
 static void
 listener_page_render(struct listener *l, enum paypage_view view, const char *lang, const PGresult *res,
@@ -778,11 +871,10 @@ listener_handoff(struct listener *l, const struct listener_req *r, const PGresul
 static void
 listener_page(struct listener *l, struct listener_req *r, struct listener_reply *rep)
 {
-	static const char sql_open[] = "SELECT " LISTENER_LINK_COLS " FROM payremind.link_open($1, $2)";
+	static const char sql_open[] = "SELECT " LISTENER_LINK_COLS " FROM payremind.link_open($1)";
 	static const char sql_checkout[] = "SELECT " LISTENER_LINK_COLS " FROM payremind.link_checkout($1)";
 	int post = strcmp(r->method, "POST") == 0, online;
-	const char *lang = listener_page_lang(r),
-	           *v[2] = { r->token, strcmp(r->method, "GET") == 0 ? "true" : "false" };
+	const char *lang = listener_page_lang(r), *v[1] = { r->token };
 	PGresult *res = NULL;
 	char err[256];
 
@@ -790,8 +882,7 @@ listener_page(struct listener *l, struct listener_req *r, struct listener_reply 
 	online = l->sec.checkout_url != NULL && l->sec.checkout_key != NULL;
 	pthread_mutex_unlock(&l->conf_mtx);
 	if (r->token[0] != '\0') {
-		res = post && online ? listener_db(l, sql_checkout, 1, v, err, sizeof(err))
-		                     : listener_db(l, sql_open, 2, v, err, sizeof(err));
+		res = listener_db(l, post && online ? sql_checkout : sql_open, 1, v, err, sizeof(err));
 		if (res == NULL) {
 			log_warnx("listener: payment page: %s", err);
 			listener_text(rep, MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -801,7 +892,8 @@ listener_page(struct listener *l, struct listener_req *r, struct listener_reply 
 		if (PQntuples(res) != 1) {
 			PQclear(res);
 			res = NULL;
-		}
+		} else if (strcmp(r->method, "GET") == 0)
+			listener_count_open(l, r->token);
 	}
 	if (lang == NULL)
 		lang = res != NULL ? PQgetvalue(res, 0, 2) : "fr";
@@ -1173,6 +1265,12 @@ listener_sweeper(void *arg)
 		ts.tv_nsec %= 1000000000L;
 		pthread_cond_timedwait(&l->sweep_cv, &l->conn_mtx, &ts);
 		listener_sweep(l);
+		if (loop_now_ms() >= l->opens_at) {
+			l->opens_at = loop_now_ms() + LISTENER_OPENS_MS;
+			pthread_mutex_unlock(&l->conn_mtx);
+			listener_write_opens(l);
+			pthread_mutex_lock(&l->conn_mtx);
+		}
 		if ((loop_now_ms() < l->report_at && !l->stopping) || (l->refused == 0 && l->swept == 0))
 			continue;
 		refused = l->refused;
@@ -1552,6 +1650,7 @@ listener_new(const struct conf *conf)
 		fatal("listener: out of memory");
 	for (i = 0; i < (int)LISTENER_THREADS; i++)
 		pthread_mutex_init(&l->db[i].mtx, NULL);
+	pthread_mutex_init(&l->opens_mtx, NULL);
 	pthread_mutex_init(&l->conf_mtx, NULL);
 	pthread_mutex_init(&l->conn_mtx, NULL);
 	pthread_mutex_init(&l->mhdlog_mtx, NULL);
@@ -1622,6 +1721,7 @@ listener_stop(struct listener *l)
 	}
 	if (l->mhd != NULL)
 		MHD_stop_daemon(l->mhd);
+	listener_write_opens(l); /* the last second's */
 	for (h = 0; h < LISTENER_COUNT_BUCKETS; h++) {
 		while ((c = l->counts[h]) != NULL) {
 			l->counts[h] = c->next;
@@ -1632,6 +1732,7 @@ listener_stop(struct listener *l)
 		PQfinish(l->db[h].pg);
 		pthread_mutex_destroy(&l->db[h].mtx);
 	}
+	pthread_mutex_destroy(&l->opens_mtx);
 	listener_secrets_free(&l->sec);
 	pthread_mutex_destroy(&l->conf_mtx);
 	pthread_mutex_destroy(&l->conn_mtx);
