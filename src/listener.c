@@ -300,7 +300,7 @@ listener_db_connect(struct listener *l, struct listener_pg *d, char *err, size_t
 static struct listener_pg *
 listener_db_take(struct listener *l)
 {
-	size_t i, mine = (size_t)pthread_self() % LISTENER_THREADS;
+	size_t i, mine = ((size_t)pthread_self() >> 12) % LISTENER_THREADS; /* thread ids are page-aligned */
 
 	for (i = 0; i < LISTENER_THREADS; i++) {
 		struct listener_pg *d = &l->db[(mine + i) % LISTENER_THREADS];
