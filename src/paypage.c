@@ -95,6 +95,15 @@ paypage_fixed(struct html *h, const char *s)
 	html_raw_(h, s, strlen(s));
 }
 
+/* One paragraph of our own text. */
+static void
+paypage_para(struct html *h, const char *text)
+{
+	html_lit(h, "<p>");
+	paypage_fixed(h, text);
+	html_lit(h, "</p>");
+}
+
 /* An account reference, kept on one line (its hyphen is no place to break it). */
 static void
 paypage_ref(struct html *h, const char *ref)
@@ -215,9 +224,8 @@ paypage_stop(struct html *h, const struct paypage_text *t)
 {
 	html_lit(h, "<h2>");
 	paypage_fixed(h, t->stop_title);
-	html_lit(h, "</h2><p>");
-	paypage_fixed(h, t->stop);
-	html_lit(h, "</p>");
+	html_lit(h, "</h2>");
+	paypage_para(h, t->stop);
 }
 
 static void
@@ -270,22 +278,15 @@ paypage_render(enum paypage_view view, const char *lang, const struct paypage_ro
 		paypage_other_ways(out, t, row, conf);
 		break;
 	case PAYPAGE_SPENT:
-		html_lit(out, "<p>");
-		paypage_fixed(out, t->spent);
-		html_lit(out, "</p>");
+		paypage_para(out, t->spent);
 		paypage_other_ways(out, t, row, conf);
 		break;
 	case PAYPAGE_NOTHING:
-		html_lit(out, "<p>");
-		paypage_fixed(out, t->nothing);
-		html_lit(out, "</p>");
+		paypage_para(out, t->nothing);
 		break;
 	case PAYPAGE_UNKNOWN:
-		html_lit(out, "<p>");
-		paypage_fixed(out, t->unknown);
-		html_lit(out, "</p><p>");
-		paypage_fixed(out, t->phone);
-		html_lit(out, "</p>");
+		paypage_para(out, t->unknown);
+		paypage_para(out, t->phone);
 		break;
 	}
 	if (view != PAYPAGE_UNKNOWN)
