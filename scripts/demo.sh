@@ -111,7 +111,8 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && 
 first=$(echo "$links" | head -n 1)
 echo "GET $first"
 curl -s -D - -o "$var/page.html" "$first" | grep -Ei '^(HTTP|content-security-policy|cache-control|referrer-policy)'
-sed -e 's/<[^>]*>/ /g' -e 's/  */ /g' "$var/page.html" | tr -s ' \n' | head -c 900; echo
+sed -e 's/<style>[^<]*<\/style>//' -e 's/<\/\(p\|h1\|h2\|li\|dd\)>/\n/g' -e 's/<[^>]*>/ /g' "$var/page.html" |
+	sed -e 's/&#39;/'"'"'/g' -e 's/^ *//' -e '/^$/d' | tr -s ' ' | head -n 20
 echo "(a GET counts as an opening and never spends the link: the page's own button does)"
 
 echo "== 8. another link: token_peek never consumes, token_redeem works once (for ARO's portal)"
