@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 /* Account references up to this many characters are covered by the start-up segment check (a longer
- * one may cost a segment more; the daemon warns when a text goes over templates.max_segments). */
+ * one may cost a segment more than templates.max_segments). */
 #define TEMPLATE_REF_LONGEST 16
 
 /* The values a template may use: {link}, {amount}, {due_date}, {ref}. */
