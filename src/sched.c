@@ -435,6 +435,10 @@ sched_render(const struct sched *s, const struct job *j, char *out, size_t outle
 	char link[512], *t;
 	struct template_vars vars = { link, j->amount_cents, j->currency, 0, 0, 0, j->account_ref };
 
+	if (j->ref_too_long) { /* an account number cut short would send people to pay the wrong account */
+		snprintf(err, errlen, "account_ref: longer than %zu characters", sizeof(j->account_ref) - 1);
+		return -1;
+	}
 	snprintf(link, sizeof(link), "%s%s", conf->token.base_url, j->token);
 	tz_civil_from_days(j->due_date, &vars.due_year, &vars.due_month, &vars.due_day);
 	if (template_render(fr ? conf->templates.fr : conf->templates.en, fr ? "fr" : "en", &vars, out,

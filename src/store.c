@@ -428,7 +428,8 @@ store_claim_row(const PGresult *res, int i, struct job *job)
 	store_copy(job->currency, sizeof(job->currency), res, i, 12);
 	store_copy(job->rem_state, sizeof(job->rem_state), res, i, 13);
 	job->paid = PQgetvalue(res, i, 15)[0] == 't';
-	store_copy(job->account_ref, sizeof(job->account_ref), res, i, 16);
+	if (!(job->ref_too_long = strlen(PQgetvalue(res, i, 16)) >= sizeof(job->account_ref)))
+		store_copy(job->account_ref, sizeof(job->account_ref), res, i, 16);
 	return store_parse_history(PQgetvalue(res, i, 14), &job->hist);
 }
 

@@ -25,7 +25,8 @@ struct job {
 	char region[8];
 	char time_zone[64];
 	char currency[4];
-	char account_ref[64]; /* longer references are cut: the template check covers TEMPLATE_REF_LONGEST */
+	char account_ref[256]; /* "" with ref_too_long set when billing's is longer: never sent cut short */
+	int ref_too_long;
 	int32_t due_date;
 	int32_t notice_sent_on;
 	int settled, held, opted_out, paid;

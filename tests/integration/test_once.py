@@ -183,6 +183,18 @@ def test_a_paid_result_stops_the_next_reminders_before_billing_settles(ctx):
     assert db.one("SELECT count(*) FROM payremind.reminders WHERE msisdn = '+15145550081'") == 1
 
 
+def test_an_account_reference_too_long_for_the_text_fails_naming_the_field_never_cut(ctx):
+    gw = ctx.sandbox()
+    db = ctx.db
+    db.add_due("X" * 300, "+15145550091")
+    db.add_due("OK-1", "+15145550092")
+    s = summary(run_once(write_conf(ctx.tmp, db, gw.url)))
+    assert (s["sent"], s["failed"]) == (1, 1), s
+    assert [r["to"] for r in gw.accepted()] == ["+15145550092"]
+    assert db.one("SELECT last_error FROM payremind.reminders WHERE msisdn = '+15145550091'") == \
+        "account_ref: longer than 255 characters"
+
+
 def test_a_retry_carries_the_text_and_sender_of_its_first_attempt_whatever_the_config_became(ctx):
     # SPEC §3: same Idempotency-Key, byte-identical text, same sender, although the templates and the
     # short code changed between the attempts (and billing changed the amount the text shows).
