@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,8 +95,10 @@ struct listener {
 	struct listener_pg {
 		pthread_mutex_t mtx; /* guards pg and retry_at */
 		PGconn *pg;
-		long long retry_at; /* monotonic ms before which no reconnect is tried */
+		long long retry_at; /* monotonic ms before which no reconnect is tried... */
+		unsigned failed_at; /* ...unless another slot connected since (db_connects moved on) */
 	} db[LISTENER_THREADS];
+	atomic_uint db_connects;  /* successful connections: the database is back for every slot */
 	pthread_mutex_t conf_mtx; /* guards sec */
 	struct listener_secrets sec;
 	char start_err[256]; /* libmicrohttpd's last complaint while starting */
@@ -281,18 +284,21 @@ listener_db_connect(struct listener *l, struct listener_pg *d, char *err, size_t
 
 	if (d->pg != NULL)
 		return 0;
-	if (now < d->retry_at) {
+	if (now < d->retry_at && atomic_load(&l->db_connects) == d->failed_at) {
 		snprintf(err, errlen, "database unavailable (next attempt in %lld ms)", d->retry_at - now);
 		return -1;
 	}
 	d->pg = PQconnectdbParams(keys, vals, 1);
-	if (d->pg != NULL && PQstatus(d->pg) == CONNECTION_OK)
+	if (d->pg != NULL && PQstatus(d->pg) == CONNECTION_OK) {
+		atomic_fetch_add(&l->db_connects, 1);
 		return 0;
+	}
 	snprintf(err, errlen, "database connection failed: %.*s",
 	    LISTENER_LINE(d->pg ? PQerrorMessage(d->pg) : "out of memory"));
 	PQfinish(d->pg);
 	d->pg = NULL;
 	d->retry_at = loop_now_ms() + LISTENER_DB_RETRY_MS;
+	d->failed_at = atomic_load(&l->db_connects);
 	return -1;
 }
 
