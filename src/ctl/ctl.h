@@ -1,0 +1,62 @@
+/* payremindctl's shared declarations: the context, the command table's entry, the common helpers. */
+#ifndef PAYREMIND_CTL_H
+#define PAYREMIND_CTL_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+#include <libpq-fe.h>
+
+#include "payremind/log.h"
+
+#define CTL_POLL_MS 200          /* batch: how often to look at the request */
+#define CTL_TIMEOUT_DEFAULT 30.0 /* batch --timeout */
+#define CTL_TIMEOUT_MAX 86400.0  /* a day: anything longer is a typo */
+#define CTL_LIVE_S "20"          /* a daemon is live with a heartbeat younger than this (seconds) */
+#define CTL_UNKNOWN_SHOWN 10     /* status: unknown reminders listed */
+#define CTL_MSISDN_RE "^\\+1[2-9][0-9]{2}[2-9][0-9]{6}$"
+#define CTL_MSISDN_FORMAT "+1NPANXXXXXX, e.g. +15145550123"
+/* ISO 8601 with an explicit offset; PostgreSQL then checks the fields themselves. */
+#define CTL_AT_RE                                                                   \
+	"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?" \
+	"([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$"
+/* A timestamp as ISO 8601 with the session's offset (UTC for --json). */
+#define CTL_TS(x) "to_char(" x ", 'YYYY-MM-DD\"T\"HH24:MI:SSTZH:TZM')"
+
+struct ctl {
+	const char *conf_path;
+	struct conf *conf;
+	PGconn *conn;
+	const char *cmd; /* the sub-command running, for messages */
+};
+
+struct ctl_command {
+	const char *name;
+	const char *synopsis;
+	const char *help; /* what --help adds under the usage line */
+	int (*run)(struct ctl *ctl, int argc, char **argv);
+};
+
+const struct ctl_command *ctl_find(const char *name);
+
+/* common.c */
+int ctl_usage_error(const char *cmd, const char *fmt, ...) PR_PRINTF(2, 3);
+int ctl_help(const char *cmd);
+int ctl_bad_option(const char *cmd, int ch, char **argv);
+void ctl_getopt_reset(void);
+void ctl_connect(struct ctl *ctl);
+int ctl_db_failed(const struct ctl *ctl, const PGresult *res);
+PGresult *ctl_exec(struct ctl *ctl, const char *sql, int n, const char *const *params, int *rc);
+int ctl_run(struct ctl *ctl, const char *sql);
+int ctl_matches(const char *re, const char *s);
+int64_t ctl_int(const PGresult *res, int row, int col);
+void ctl_json_print(json_t *root);
+
+/* The sub-commands (argv[0] is the sub-command's name): 0, or the exit code. */
+int ctl_cmd_migrate(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_batch(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_status(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_optout(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_report(struct ctl *ctl, int argc, char **argv);
+
+#endif
