@@ -413,19 +413,49 @@ listener_db(struct listener *l, const char *sql, int n, const char *const *v, ch
 
 /* ---- handlers ---- */
 
+/* A line of operator-given text for a text/plain answer: control characters become spaces. */
+static void
+listener_flatten(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
+/* 200 while the database answers; then one line per condition an operator must know. */
 static void
 listener_health(struct listener *l, struct listener_reply *rep)
 {
-	char err[256];
-	PGresult *res = listener_db(l, "SELECT 1", 0, NULL, err, sizeof(err));
+	static const char sql[] =
+	    "SELECT to_char(paused_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), paused_by,"
+	    " coalesce(pause_reason, 'no reason given') FROM payremind.control WHERE paused_at IS NOT NULL";
+	char err[256], paused[200] = "", circuit[80] = "", reason[101], by[41];
+	PGresult *res = listener_db(l, sql, 0, NULL, err, sizeof(err));
+	double since;
+	time_t t;
+	struct tm tm;
 
 	if (res == NULL) {
 		log_warnx("listener: /healthz: %s", err);
 		listener_text(rep, MHD_HTTP_SERVICE_UNAVAILABLE, "database unavailable");
 		return;
 	}
+	if (PQntuples(res) == 1) {
+		snprintf(reason, sizeof(reason), "%s", PQgetvalue(res, 0, 2));
+		snprintf(by, sizeof(by), "%s", PQgetvalue(res, 0, 1));
+		listener_flatten(reason);
+		listener_flatten(by);
+		snprintf(paused, sizeof(paused), "sending paused since %s by %s: %s\n", PQgetvalue(res, 0, 0),
+		    by, reason);
+	}
 	PQclear(res);
-	listener_text(rep, MHD_HTTP_OK, "ok");
+	if (metrics_circuit(&since) != 0) {
+		t = (time_t)since;
+		if (gmtime_r(&t, &tm) != NULL)
+			strftime(
+			    circuit, sizeof(circuit), "gateway circuit open since %Y-%m-%dT%H:%M:%SZ\n", &tm);
+	}
+	listener_text(rep, MHD_HTTP_OK, "ok\n%s%s", paused, circuit);
 }
 
 static const char *const listener_reminder_states[] = { "queued", "sending", "sent", "delivered", "failed",
@@ -433,6 +463,8 @@ static const char *const listener_reminder_states[] = { "queued", "sending", "se
 static const char *const listener_reply_states[] = { "queued", "sending", "sent", "delivered", "failed",
 	"unknown" };
 static const char *const listener_opt_out_sources[] = { "keyword", "operator", "gateway" };
+static const char *const listener_oldest[] = { "oldest" };
+static const char *const listener_paused[] = { "paused" };
 
 /* The rows of res whose first column is family, as values for keys (0 for a key with no row). */
 static void
@@ -471,8 +503,23 @@ listener_db_gauges(FILE *fp, const PGresult *res)
 		return -1;
 	listener_gauge_values(
 	    res, "opt_outs", listener_opt_out_sources, v, LISTENER_NELEM(listener_opt_out_sources));
-	return metrics_write_gauge(fp, "payremind_opt_outs", "Numbers opted out, by source.", "source",
-	    listener_opt_out_sources, v, LISTENER_NELEM(listener_opt_out_sources));
+	if (metrics_write_gauge(fp, "payremind_opt_outs", "Numbers opted out, by source.", "source",
+	        listener_opt_out_sources, v, LISTENER_NELEM(listener_opt_out_sources)) == -1)
+		return -1;
+	listener_gauge_values(res, "queue", listener_oldest, v, 1);
+	fprintf(fp,
+	    "# HELP payremind_oldest_queued_seconds How long the queued reminder that has waited longest since "
+	    "it could go has waited (0: none).\n"
+	    "# TYPE payremind_oldest_queued_seconds gauge\npayremind_oldest_queued_seconds %lld\n",
+	    v[0]);
+	listener_gauge_values(res, "control", listener_paused, v, 1);
+	fprintf(fp,
+	    "# HELP payremind_paused 1 while an operator has paused sending (payremindctl pause).\n"
+	    "# TYPE payremind_paused gauge\npayremind_paused %d\n"
+	    "# HELP payremind_paused_since_seconds Unix time sending was paused (0: not paused).\n"
+	    "# TYPE payremind_paused_since_seconds gauge\npayremind_paused_since_seconds %lld\n",
+	    v[0] != 0, v[0]);
+	return ferror(fp) ? -1 : 0;
 }
 
 static void
@@ -481,7 +528,16 @@ listener_metrics(struct listener *l, struct listener_reply *rep)
 	static const char sql[] =
 	    "SELECT 'reminders', state, count(*) FROM payremind.reminders GROUP BY state"
 	    " UNION ALL SELECT 'replies', state, count(*) FROM payremind.replies GROUP BY state"
-	    " UNION ALL SELECT 'opt_outs', source, count(*) FROM payremind.opt_outs GROUP BY source";
+	    " UNION ALL SELECT 'opt_outs', source, count(*) FROM payremind.opt_outs GROUP BY source"
+	    /* a queued reminder is ready once its retry time and its due row's next look have come (a
+	     * closed window moves the latter): how long the longest-waiting one has waited */
+	    " UNION ALL SELECT 'queue', 'oldest', coalesce(floor(extract(epoch FROM now() -"
+	    "   min(greatest(r.next_attempt_at, d.next_at)))), 0)::bigint"
+	    "  FROM payremind.reminders r JOIN payremind.due_accounts d ON d.id = r.due_account_id"
+	    " WHERE r.state = 'queued' AND r.next_attempt_at <= now() AND d.next_at <= now()"
+	    "   AND d.next_step = r.step"
+	    " UNION ALL SELECT 'control', 'paused', coalesce(floor(extract(epoch FROM paused_at)), 0)::bigint"
+	    "  FROM payremind.control";
 	char err[256];
 	PGresult *res = listener_db(l, sql, 0, NULL, err, sizeof(err));
 	size_t len = 0;
@@ -1705,7 +1761,7 @@ listener_start(const struct conf *conf, char *err, size_t errlen)
 	if (listener_db_connect(l, &l->db[0], dberr, sizeof(dberr)) == -1)
 		log_warnx("listener: %s (retried on the next request)", dberr);
 	pthread_mutex_unlock(&l->db[0].mtx);
-	log_info("listener: serving on %s:%d", conf->listen.address, conf->listen.port);
+	log_debug("listener: serving on %s:%d", conf->listen.address, conf->listen.port);
 	return l;
 }
 

@@ -31,6 +31,9 @@ static atomic_ullong metrics_responses[METRICS_NELEM(metrics_codes) + 1]; /* las
 static atomic_ullong metrics_pages[METRICS_NELEM(metrics_page_results)];
 static atomic_ullong metrics_checkouts;
 static atomic_ullong metrics_payments[METRICS_NELEM(metrics_payment_statuses)];
+static atomic_ullong metrics_skips[POLICY_REASONS];
+static atomic_int metrics_circuit_state;
+static _Atomic double metrics_circuit_since;
 
 static unsigned long long
 metrics_load(atomic_ullong *v)
@@ -112,6 +115,27 @@ metrics_count_response(unsigned status)
 }
 
 void
+metrics_count_skip(enum policy_reason reason)
+{
+	if (reason > POLICY_SEND && reason < POLICY_REASONS)
+		metrics_add(&metrics_skips[reason], 1);
+}
+
+void
+metrics_set_circuit(int state, double since)
+{
+	atomic_store(&metrics_circuit_since, since);
+	atomic_store(&metrics_circuit_state, state);
+}
+
+int
+metrics_circuit(double *since)
+{
+	*since = atomic_load(&metrics_circuit_since);
+	return atomic_load(&metrics_circuit_state);
+}
+
+void
 metrics_reset(void)
 {
 	size_t i;
@@ -132,6 +156,9 @@ metrics_reset(void)
 		atomic_store(&metrics_payments[i], 0);
 	for (i = 0; i < METRICS_NELEM(metrics_responses); i++)
 		atomic_store(&metrics_responses[i], 0);
+	for (i = 0; i < POLICY_REASONS; i++)
+		atomic_store(&metrics_skips[i], 0);
+	metrics_set_circuit(0, 0);
 }
 
 static void
@@ -231,6 +258,17 @@ metrics_write(FILE *fp)
 	for (i = 0; i < (int)METRICS_NELEM(metrics_payment_statuses); i++)
 		metrics_line(fp, "payremind_payments_total", "status", metrics_payment_statuses[i],
 		    metrics_load(&metrics_payments[i]));
+	metrics_header(fp, "payremind_skips_total", "counter",
+	    "Due rows the scheduler did not send to, by the rule that stopped it.");
+	for (i = POLICY_SEND + 1; i < POLICY_REASONS; i++)
+		metrics_line(fp, "payremind_skips_total", "reason",
+		    policy_reason_to_text((enum policy_reason)i), metrics_load(&metrics_skips[i]));
+	metrics_header(fp, "payremind_gateway_circuit_open", "gauge",
+	    "1 while this daemon's gateway circuit breaker is open or probing (nothing new is sent).");
+	fprintf(fp, "payremind_gateway_circuit_open %d\n", atomic_load(&metrics_circuit_state) != 0);
+	metrics_header(fp, "payremind_gateway_circuit_since_seconds", "gauge",
+	    "Unix time the circuit breaker last changed state (0: never since start).");
+	fprintf(fp, "payremind_gateway_circuit_since_seconds %.0f\n", atomic_load(&metrics_circuit_since));
 	return ferror(fp) ? -1 : 0;
 }
 

@@ -44,6 +44,9 @@ struct daemon {
 	int once;
 	int stopping;
 	int picking;
+	int controlling; /* a read of payremind.control is under way */
+	int paused;      /* an operator paused sending */
+	int once_started;
 	int64_t pending[MAX_REQUESTS]; /* operator requests for the next batch */
 	int npending;
 	int64_t running[MAX_REQUESTS]; /* requests the running batch answers */
@@ -75,7 +78,7 @@ log_templates(const struct conf *conf)
 
 	for (i = 0; i < 2; i++)
 		if (conf_template_longest(conf, langs[i], &info, err, sizeof(err)) == 0)
-			log_info("templates.%s: %s, %d segment%s (%zu %s) at its longest%s", langs[i],
+			log_debug("templates.%s: %s, %d segment%s (%zu %s) at its longest%s", langs[i],
 			    info.coding == GSM_CODING_GSM7 ? "GSM-7" : "UCS-2", info.segments,
 			    info.segments == 1 ? "" : "s", info.units,
 			    info.coding == GSM_CODING_GSM7 ? "septets" : "UTF-16 units",
@@ -122,14 +125,17 @@ batch_done(const struct sched_stats *b, void *arg)
 {
 	struct daemon *d = arg;
 	long figures[6] = { b->sent, b->failed, b->retried, b->unknown, b->skipped, b->cancelled };
+	double since;
 
 	if (store_batch_done(
 	        d->db, d->owner, d->running, d->nrunning, figures, ignore_result, "batch result") == -1)
 		log_warnx("batch result not recorded: database unavailable");
 	d->nrunning = 0;
 	if (d->once) {
-		printf("sent=%ld failed=%ld retried=%ld unknown=%ld skipped=%ld cancelled=%ld\n", b->sent,
-		    b->failed, b->retried, b->unknown, b->skipped, b->cancelled);
+		printf("sent=%ld failed=%ld retried=%ld unknown=%ld rows_skipped=%ld rows_closed=%ld%s%s\n",
+		    b->sent, b->failed, b->retried, b->unknown, b->skipped, b->cancelled,
+		    d->paused ? " (sending paused by an operator: payremindctl status)" : "",
+		    sched_circuit(d->sched, &since) != 0 ? " (gateway circuit open)" : "");
 		fflush(stdout);
 		d->stopping = 1;
 		loop_timer_set(d->stop_check, 0);
@@ -173,11 +179,49 @@ pick_requests(struct daemon *d)
 		d->picking = 1;
 }
 
+/* payremind.control: an operator paused or resumed sending (payremindctl pause/resume). */
+static void
+control_cb(PGresult *res, void *arg)
+{
+	struct daemon *d = arg;
+	int paused;
+
+	d->controlling = 0;
+	if (db_ok(res) && PQntuples(res) == 1) {
+		paused = PQgetvalue(res, 0, 0)[0] == 't';
+		if (paused && !d->paused)
+			log_notice("sending paused by %s: %s", PQgetvalue(res, 0, 2),
+			    PQgetisnull(res, 0, 3) ? "no reason given" : PQgetvalue(res, 0, 3));
+		sched_set_paused(d->sched, paused);
+		if (d->paused && !paused && !d->stopping && !d->once)
+			loop_timer_set(d->poll, 0); /* resumed: a batch now */
+		d->paused = paused;
+	}
+	if (d->once && !d->once_started) { /* --once obeys the pause too; its batch starts once it knows */
+		d->once_started = 1;
+		run_batch(d);
+	}
+}
+
+static void
+read_control(struct daemon *d)
+{
+	if (d->controlling)
+		return;
+	if (store_control(d->db, control_cb, d) == 0)
+		d->controlling = 1;
+	else if (d->once && !d->once_started) {
+		log_warnx("database unavailable: cannot read whether sending is paused");
+		exit(EX_UNAVAILABLE);
+	}
+}
+
 static void
 requests_tick(void *arg)
 {
 	struct daemon *d = arg;
 
+	read_control(d);
 	pick_requests(d);
 	if (!d->stopping)
 		sched_replies(d->sched); /* the polling side of NOTIFY payremind_replies */
@@ -209,23 +253,27 @@ beat_cb(PGresult *res, void *arg)
 	if (!PQgetisnull(res, 0, 1))
 		snprintf(d->queue, sizeof(d->queue), "queued=%s sending=%s unknown=%s", PQgetvalue(res, 0, 1),
 		    PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
-	notify_status("%s; this daemon: sent=%ld failed=%ld retried=%ld in_flight=%d", d->queue,
-	    sched_totals(d->sched)->sent, sched_totals(d->sched)->failed, sched_totals(d->sched)->retried,
-	    sched_in_flight(d->sched));
+	notify_status("%s%s; this daemon: sent=%ld failed=%ld retried=%ld in_flight=%d",
+	    d->paused ? "SENDING PAUSED; " : "", d->queue, sched_totals(d->sched)->sent,
+	    sched_totals(d->sched)->failed, sched_totals(d->sched)->retried, sched_in_flight(d->sched));
 }
 
 static void
 heartbeat_tick(void *arg)
 {
 	struct daemon *d = arg;
-	char status[160];
+	static const char *const circuits[] = { "closed", "open", "half_open" };
+	char status[200];
+	double since;
+	int circuit = sched_circuit(d->sched, &since);
 
-	snprintf(status, sizeof(status), "%s; sent=%ld failed=%ld in_flight=%d",
-	    d->stopping ? "stopping" : "running", sched_totals(d->sched)->sent,
+	snprintf(status, sizeof(status), "%s%s%s; sent=%ld failed=%ld in_flight=%d",
+	    d->stopping ? "stopping" : "running", d->paused ? "; sending paused" : "",
+	    circuit != 0 ? "; gateway circuit open" : "", sched_totals(d->sched)->sent,
 	    sched_totals(d->sched)->failed, sched_in_flight(d->sched));
 	/* Counting the queue scans the reminders: once a minute is enough for STATUS=. */
 	if (store_heartbeat(d->db, d->owner, d->hostname, (int)getpid(), status,
-	        d->beats++ % QUEUE_COUNT_BEATS == 0, beat_cb, d) == -1)
+	        d->beats++ % QUEUE_COUNT_BEATS == 0, circuits[circuit], since, beat_cb, d) == -1)
 		log_warnx("heartbeat: database unavailable");
 	if (!d->stopping)
 		loop_timer_set(d->heartbeat, HEARTBEAT_MS);
@@ -398,7 +446,7 @@ log_conf(const struct conf *conf)
 	conf_dump(conf, fp);
 	fclose(fp);
 	for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
-		log_info("config: %s", line);
+		log_debug("config: %s", line);
 	free(buf);
 }
 
@@ -451,9 +499,15 @@ start(struct daemon *d)
 		fatal("signals");
 	signal(SIGPIPE, SIG_IGN);
 	start_timers(d);
-	log_info("payremindd %s starting: instance %s on %s, dialect %s, sender %s%s", PAYREMIND_VERSION,
-	    d->owner, d->hostname, conf_dialect_to_text(d->conf->gateway.dialect), d->conf->short_code,
-	    d->once ? ", one batch" : "");
+	if (d->once)
+		snprintf(err, sizeof(err), "one batch");
+	else
+		snprintf(
+		    err, sizeof(err), "listening on %s:%d", d->conf->listen.address, d->conf->listen.port);
+	log_info("payremindd %s starting: instance %s on %s, dialect %s, sender %s, rate %.1f/s, %s "
+	         "(configuration %s; PAYREMIND_DEBUG=1 logs it in full)",
+	    PAYREMIND_VERSION, d->owner, d->hostname, conf_dialect_to_text(d->conf->gateway.dialect),
+	    d->conf->short_code, d->conf->gateway.rate_per_second, err, d->conf_path);
 	log_conf(d->conf);
 }
 
@@ -488,7 +542,7 @@ main(int argc, char **argv)
 	start(&d);
 	notify_ready();
 	if (d.once)
-		run_batch(&d);
+		read_control(&d);
 	else
 		loop_timer_set(d.poll, 0);
 	if (loop_run(d.loop) == -1)

@@ -48,6 +48,7 @@ static const char *const policy_reason_names[] = {
 	[POLICY_WINDOW] = "window",
 	[POLICY_CAP] = "cap",
 	[POLICY_GAP] = "gap",
+	[POLICY_PAUSED] = "paused",
 };
 
 /* One decision's inputs. */

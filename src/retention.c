@@ -48,11 +48,16 @@ retention_done(struct retention *r)
 	r->running = 0;
 	for (i = 0; i < STORE_PURGE_STEPS; i++)
 		total += r->purged[i];
-	if (total > 0)
-		log_info("retention: purged data older than %d days: inbound=%ld tokens=%ld reminders=%ld "
-		         "replies=%ld dlrs=%ld contacts=%ld in %d statements",
-		    r->conf->retention.days, r->purged[0], r->purged[1], r->purged[2], r->purged[3],
-		    r->purged[4], r->purged[5], r->statements);
+	if (total > 0) {
+		char what[512];
+		size_t len = 0;
+
+		for (i = 0; i < STORE_PURGE_STEPS && len < sizeof(what); i++)
+			len += (size_t)snprintf(
+			    what + len, sizeof(what) - len, " %s=%ld", store_purge_name(i), r->purged[i]);
+		log_info("retention: purged data older than %d days:%s in %d statements",
+		    r->conf->retention.days, what, r->statements);
+	}
 }
 
 static void

@@ -65,6 +65,7 @@ struct sched {
 	int exhausted; /* the last claim found fewer rows than asked */
 	int claiming;
 	int stopping;
+	int paused; /* an operator paused sending (payremind.control): keyword replies only */
 	double horizon;
 	int ncalls; /* store calls in flight other than claims */
 	int npreparing;
@@ -78,6 +79,8 @@ struct sched {
 	struct ratelimit rl[2]; /* one bucket per short code: 27022, 270282 */
 	int share;              /* live daemons sharing the configured rate */
 	struct breaker breaker;
+	enum breaker_state circuit; /* the breaker's state as last reported, and since when (epoch s) */
+	double circuit_since;
 	struct loop_timer *pace;
 	struct loop_timer *flush;
 	struct sched_pending *pending[SCHED_MSISDN_BUCKETS];
@@ -316,6 +319,7 @@ sched_decide(struct sched *s, struct job *j, double now)
 		snprintf(j->result.error, sizeof(j->result.error), "%s", policy_reason_to_text(dec.reason));
 		j->due_next_at = 0;
 		s->batch.cancelled++;
+		metrics_count_skip(dec.reason);
 		return 0;
 	case POLICY_UNKNOWN_REGION:
 		j->due_next_at = now + SCHED_REGION_RETRY_S;
@@ -328,6 +332,7 @@ sched_decide(struct sched *s, struct job *j, double now)
 	}
 	log_debug("due row %lld step %d: skip (%s)", (long long)j->due_id, j->step,
 	    policy_reason_to_text(dec.reason));
+	metrics_count_skip(dec.reason);
 	s->batch.skipped++;
 	return 0;
 }
@@ -507,7 +512,7 @@ sched_prepare_cb(PGresult *res, void *arg)
 		snprintf(c->jobs[k]->token, sizeof(c->jobs[k]->token), "%s", PQgetvalue(res, i, 4));
 		snprintf(c->jobs[k]->short_code, sizeof(c->jobs[k]->short_code), "%s", PQgetvalue(res, i, 5));
 		sched_prepared_body(c->jobs[k], res, i);
-		if (s->stopping)
+		if (s->stopping || s->paused)
 			sched_unsend(s, c->jobs[k], loop_wall_s());
 		else
 			sched_ready_push(s, c->jobs[k]);
@@ -775,7 +780,7 @@ sched_mark_cb(PGresult *res, void *arg)
 			;
 		if (k == c->n)
 			continue;
-		if (s->stopping)
+		if (s->stopping || (s->paused && c->jobs[k]->kind == JOB_REMINDER))
 			sched_unsend(s, c->jobs[k], loop_wall_s());
 		else
 			sched_send(s, c->jobs[k]);
@@ -834,6 +839,10 @@ sched_dispatch(struct sched *s)
 			breaker_cancel(&s->breaker);
 			loop_timer_set(s->pace, (wait + 999) / 1000);
 			break;
+		}
+		if (s->paused && s->ready_head->kind == JOB_REMINDER) { /* made ready as the pause came */
+			sched_unsend(s, sched_ready_pop(s), loop_wall_s());
+			continue;
 		}
 		c->jobs[c->n++] = sched_ready_pop(s);
 	}
@@ -1025,6 +1034,17 @@ sched_held(const struct sched *s)
 	return s->breaker.state == BREAKER_OPEN && s->breaker.until_ms - loop_now_ms() > SCHED_HOLD_KEEP_MS;
 }
 
+/* Publish the breaker's state when it changed (metrics, /healthz, the heartbeat). */
+static void
+sched_note_circuit(struct sched *s)
+{
+	if (s->breaker.state == s->circuit)
+		return;
+	s->circuit = s->breaker.state;
+	s->circuit_since = loop_wall_s();
+	metrics_set_circuit((int)s->circuit, s->circuit_since);
+}
+
 /* The scheduler's one step: claim when the pipeline runs low, send, record, and notice the end. */
 static void
 sched_kick(struct sched *s)
@@ -1036,15 +1056,17 @@ sched_kick(struct sched *s)
 		s->exhausted = 1; /* nothing more this batch; the next one looks again */
 	if (s->replies_wanted && !s->claiming_replies && !s->stopping && !sched_held(s))
 		sched_claim_replies(s);
-	if (s->active && !s->exhausted && !s->claiming && !s->stopping && s->nready + s->npreparing < low)
+	if (s->active && !s->exhausted && !s->claiming && !s->stopping && !s->paused &&
+	    s->nready + s->npreparing < low)
 		sched_claim(s);
 	if (!s->stopping)
 		sched_dispatch(s);
 	if (s->ndone >= s->conf->schedule.batch_size || (s->ndone > 0 && http_in_flight(s->http) == 0) ||
 	    (s->ndone > 0 && !loop_timer_armed(s->flush)))
 		sched_flush(s);
-	if (s->active && (s->exhausted || s->stopping) && sched_quiet(s))
+	if (s->active && (s->exhausted || s->stopping || s->paused) && sched_quiet(s))
 		sched_end_batch(s);
+	sched_note_circuit(s);
 }
 
 int
@@ -1061,6 +1083,46 @@ sched_batch(struct sched *s)
 		s->claiming = 1; /* the claim waits for the rescue */
 	sched_kick(s);
 	return 1;
+}
+
+void
+sched_set_paused(struct sched *s, int paused)
+{
+	struct job *j, *keep = NULL, **tail = &keep;
+	int n = 0;
+
+	if (paused == s->paused)
+		return;
+	s->paused = paused;
+	if (!paused) {
+		log_notice("sending resumed");
+		return;
+	}
+	/* Reminders waiting for the pace or a slot go back untouched; keyword replies stay and go. */
+	while ((j = sched_ready_pop(s)) != NULL) {
+		if (j->kind == JOB_REMINDER) {
+			sched_unsend(s, j, loop_wall_s());
+			n++;
+		} else {
+			*tail = j;
+			tail = &j->next;
+		}
+	}
+	*tail = NULL;
+	while ((j = keep) != NULL) {
+		keep = j->next;
+		sched_ready_push(s, j);
+	}
+	log_notice("sending paused: %d ready reminders handed back, %d requests in flight finish", n,
+	    http_in_flight(s->http));
+	sched_kick(s);
+}
+
+int
+sched_circuit(const struct sched *s, double *since)
+{
+	*since = s->circuit_since;
+	return (int)s->circuit;
 }
 
 void

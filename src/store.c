@@ -172,9 +172,10 @@ static const char store_sql_mark[] =
  * the queue (a scan of reminders: no index may cover state, see sql/006). */
 static const char store_sql_heartbeat[] =
     "WITH hb AS ("
-    "  INSERT INTO payremind.instances AS i (id, hostname, pid, version, status)"
-    "  VALUES ($1::uuid, $2, $3::int, $4, $5)"
-    "  ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), status = EXCLUDED.status RETURNING i.id)"
+    "  INSERT INTO payremind.instances AS i (id, hostname, pid, version, status, circuit, circuit_since)"
+    "  VALUES ($1::uuid, $2, $3::int, $4, $5, $7, to_timestamp(nullif($8::float8, 0)))"
+    "  ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), status = EXCLUDED.status,"
+    "   circuit = EXCLUDED.circuit, circuit_since = EXCLUDED.circuit_since RETURNING i.id)"
     " SELECT 1 + (SELECT count(*) FROM payremind.instances"
     "              WHERE stopped_at IS NULL AND heartbeat_at > now() - interval '20 seconds'"
     "                AND id <> $1::uuid),"
@@ -182,6 +183,11 @@ static const char store_sql_heartbeat[] =
     "  CASE WHEN $6::bool THEN (SELECT count(*) FROM payremind.reminders WHERE state = 'sending') END,"
     "  CASE WHEN $6::bool THEN (SELECT count(*) FROM payremind.reminders WHERE state = 'unknown') END,"
     "  (SELECT count(*) FROM hb)";
+
+/* The pause every daemon obeys (sql/011): paused, since (epoch s), by whom, why. */
+static const char store_sql_control[] =
+    "SELECT paused_at IS NOT NULL, coalesce(extract(epoch FROM paused_at), 0), paused_by, pause_reason"
+    "  FROM payremind.control";
 
 static const char store_sql_instance_stop[] =
     "UPDATE payremind.instances SET stopped_at = now(), status = 'stopped' WHERE id = $1::uuid";
@@ -196,11 +202,11 @@ static const char store_sql_batch_pick[] =
 static const char store_sql_batch_done[] =
     "WITH r AS ("
     "  UPDATE payremind.batch_requests SET finished_at = now(), sent = $3, failed = $4, retried = $5,"
-    "         unknown = $6, skipped = $7, cancelled = $8"
+    "         unknown = $6, rows_skipped = $7, rows_closed = $8"
     "   WHERE id = ANY($2::bigint[]) AND picked_by = $1::uuid RETURNING 1)"
     " UPDATE payremind.instances SET last_batch_at = now(),"
     "        last_batch = jsonb_build_object('sent', $3::int, 'failed', $4::int, 'retried', $5::int,"
-    "                     'unknown', $6::int, 'skipped', $7::int, 'cancelled', $8::int,"
+    "                     'unknown', $6::int, 'rows_skipped', $7::int, 'rows_closed', $8::int,"
     "                     'requests', (SELECT count(*) FROM r))"
     "  WHERE id = $1::uuid";
 
@@ -254,10 +260,20 @@ static const char *const store_sql_purge[] = {
 	STORE_PURGE("contacts", "msisdn", "t.last_at < now() - make_interval(days => $1::int)"),
 	/* the portal's payment results */
 	STORE_PURGE("payments", "id", "t.received_at < now() - make_interval(days => $1::int)"),
+	/* retried attempts, opt-out history (never the event behind a standing opt-out), operators'
+	 * actions about a person */
+	STORE_PURGE("attempts", "ctid", "t.ended_at < now() - make_interval(days => $1::int)"),
+	STORE_PURGE("opt_out_events", "id",
+	    "t.at < now() - make_interval(days => $1::int) AND NOT EXISTS (SELECT 1 FROM payremind.opt_outs o"
+	    " WHERE o.msisdn = t.msisdn AND o.created_at = t.at AND t.event = 'opt_out')"),
+	STORE_PURGE("operator_actions", "id",
+	    "t.at < now() - make_interval(days => $1::int)"
+	    " AND (t.msisdn IS NOT NULL OR t.account_ref IS NOT NULL OR t.reminder_id IS NOT NULL)"),
 };
 
 static const char *const store_purge_names[] = { "purge_inbound", "purge_tokens", "purge_reminders",
-	"purge_replies", "purge_dlrs", "purge_contacts", "purge_payments" };
+	"purge_replies", "purge_dlrs", "purge_contacts", "purge_payments", "purge_attempts",
+	"purge_opt_out_events", "purge_operator_actions" };
 
 static const char store_sql_opt_out[] =
     "INSERT INTO payremind.opt_outs (msisdn, source) VALUES ($1, $2) ON CONFLICT (msisdn) DO NOTHING";
@@ -274,6 +290,7 @@ store_register(struct db *db)
 	db_statement(db, "opt_out", store_sql_opt_out);
 	db_statement(db, "heartbeat", store_sql_heartbeat);
 	db_statement(db, "instance_stop", store_sql_instance_stop);
+	db_statement(db, "control", store_sql_control);
 	db_statement(db, "batch_pick", store_sql_batch_pick);
 	db_statement(db, "batch_done", store_sql_batch_done);
 	db_statement(db, "reply_claim", store_sql_reply_claim);
@@ -584,13 +601,21 @@ store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb cb, v
 
 int
 store_heartbeat(struct db *db, const char *owner, const char *hostname, int pid, const char *status,
-    int count, db_cb cb, void *arg)
+    int count, const char *circuit, double circuit_since, db_cb cb, void *arg)
 {
-	char p[16];
-	const char *v[6] = { owner, hostname, p, PAYREMIND_VERSION, status, count ? "true" : "false" };
+	char p[16], since[32];
+	const char *v[8] = { owner, hostname, p, PAYREMIND_VERSION, status, count ? "true" : "false", circuit,
+		since };
 
 	snprintf(p, sizeof(p), "%d", pid);
-	return db_query(db, "heartbeat", 6, v, cb, arg);
+	snprintf(since, sizeof(since), "%.3f", circuit_since);
+	return db_query(db, "heartbeat", 8, v, cb, arg);
+}
+
+int
+store_control(struct db *db, db_cb cb, void *arg)
+{
+	return db_query(db, "control", 0, NULL, cb, arg);
 }
 
 void

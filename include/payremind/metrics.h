@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "payremind/gateway.h"
+#include "payremind/policy.h"
 #include "payremind/webhook.h"
 
 /* One delivery attempt classified as outcome (payremind_sends_total{outcome}). */
@@ -24,6 +25,13 @@ void metrics_count_checkout(void);
 void metrics_count_payment(const char *status);
 /* One webhook answer with this HTTP status (payremind_webhook_responses_total{code}). */
 void metrics_count_response(unsigned status);
+/* One due row the scheduler did not send to, for this reason (payremind_skips_total{reason}). */
+void metrics_count_skip(enum policy_reason reason);
+/* This daemon's circuit breaker: 0 closed, 1 open, 2 half open, since epoch s (gauges
+ * payremind_gateway_circuit_open and payremind_gateway_circuit_since_seconds). */
+void metrics_set_circuit(int state, double since);
+/* The breaker as last set: its state, and since when in *since. */
+int metrics_circuit(double *since);
 /* Write every counter and the histogram in Prometheus text format 0.0.4. 0, or -1 on a write error. */
 int metrics_write(FILE *fp) __attribute__((warn_unused_result));
 /* Write a gauge family: name{label="keys[i]"} values[i] for each i < n. 0, or -1 on a write error. */

@@ -68,6 +68,8 @@ enum policy_reason {
 	POLICY_WINDOW,
 	POLICY_CAP,
 	POLICY_GAP,
+	POLICY_PAUSED, /* never decided by the rules: an operator paused sending (payremind.control) */
+	POLICY_REASONS
 };
 
 struct policy_decision {

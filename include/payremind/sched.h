@@ -34,6 +34,11 @@ int sched_batch(struct sched *s);
 void sched_replies(struct sched *s);
 /* Stop claiming; give back what was claimed and not sent; let in-flight requests finish. */
 void sched_stop(struct sched *s);
+/* An operator paused (1) or resumed (0) sending: while paused nothing is claimed, ready reminders go
+ * back to `queued` untouched, requests in flight finish, keyword replies still go. */
+void sched_set_paused(struct sched *s, int paused);
+/* The gateway circuit breaker (0 closed, 1 open, 2 half open), and since when (epoch s, 0: start). */
+int sched_circuit(const struct sched *s, double *since);
 /* 1 while a batch runs or anything is in flight or unrecorded. */
 int sched_busy(const struct sched *s);
 /* Totals since start. */

@@ -88,16 +88,20 @@ int store_rescue(struct db *db, int idempotent, db_cb cb, void *arg) __attribute
 int store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
-/* Register or refresh this daemon in payremind.instances with its status line. The result row: live
- * daemons (itself included), then with count the queued, sending and unknown reminders (else NULLs). */
+/* Register or refresh this daemon in payremind.instances with its status line and its circuit breaker
+ * ("closed", "open", "half_open", since epoch s or 0). The result row: live daemons (itself included),
+ * then with count the queued, sending and unknown reminders (else NULLs). */
 int store_heartbeat(struct db *db, const char *owner, const char *hostname, int pid, const char *status,
-    int count, db_cb cb, void *arg) __attribute__((warn_unused_result));
+    int count, const char *circuit, double circuit_since, db_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+/* Whether sending is paused (payremind.control); result row: paused (t/f), since (epoch s), by, reason. */
+int store_control(struct db *db, db_cb cb, void *arg) __attribute__((warn_unused_result));
 /* Mark this daemon stopped (synchronously, once the loop has ended). */
 void store_instance_stop(struct db *db, const char *owner);
 /* Take every open operator batch request; result rows: id. */
 int store_batch_pick(struct db *db, const char *owner, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
-/* Answer requests ids[0..n) with a batch's figures (sent, failed, retried, unknown, skipped, cancelled)
+/* Answer requests ids[0..n) with a batch's figures (sent, failed, retried, unknown, rows_skipped, rows_closed)
  * and record them as this daemon's last batch. */
 int store_batch_done(struct db *db, const char *owner, const int64_t *ids, int n, const long figures[6],
     db_cb cb, void *arg) __attribute__((warn_unused_result));
@@ -110,13 +114,14 @@ int store_reply_claim(struct db *db, const char *owner, int limit, int lease_s, 
 int store_reply_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
-#define STORE_PURGE_STEPS \
-	7 /* inbound texts, tokens, reminders of settled rows, replies, DLRs, contacts, payments */
+/* inbound texts, tokens, reminders of settled rows, replies, DLRs, contacts, payments, attempts, opt-out
+ * events, operator actions */
+#define STORE_PURGE_STEPS 10
 
 /* Delete up to limit rows of retention step `step` older than `days`; the result row holds the count. */
 int store_purge(struct db *db, int step, int days, int limit, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
-/* "inbound", "tokens", "reminders", "replies", "dlrs", "contacts", "payments". */
+/* "inbound", "tokens", "reminders", "replies", "dlrs", "contacts", "payments", "attempts", ... */
 const char *store_purge_name(int step);
 
 #endif

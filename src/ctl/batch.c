@@ -93,15 +93,38 @@ batch_parse(int argc, char **argv, struct batch_opts *o, int *done)
 	}
 	if (optind < argc)
 		return ctl_usage_error("batch", "unexpected argument %s", argv[optind]);
-	if (!o->dry_run && o->account != NULL)
-		return ctl_usage_error(
-		    "batch", "--account needs --dry-run: a daemon's batch always covers every due row");
 	if (!o->dry_run && (o->at != NULL || o->json))
 		return ctl_usage_error("batch", "%s needs --dry-run", o->at != NULL ? "--at" : "--json");
 	if (o->at != NULL && !ctl_matches(CTL_AT_RE, o->at))
 		return ctl_usage_error(
 		    "batch", "--at %s: give ISO 8601 with an offset, e.g. 2026-11-30T09:00:00-05:00", o->at);
 	return 0;
+}
+
+static int
+batch_unknown_account(const char *account)
+{
+	fprintf(stderr, "payremindctl batch: no due row has account_ref %s\n", account);
+	return EX_DATAERR;
+}
+
+/* 1 when sending is paused (note says by whom, since when, why), 0 when not, -1 on error (*rc set). */
+static int
+batch_paused(struct ctl *ctl, char *note, size_t len, int *rc)
+{
+	PGresult *res = ctl_exec(ctl,
+	    "SELECT " CTL_TS("paused_at") ", paused_by, coalesce(pause_reason, 'no reason given')"
+	                                  " FROM payremind.control WHERE paused_at IS NOT NULL",
+	    0, NULL, rc);
+	int paused;
+
+	if (res == NULL)
+		return -1;
+	if ((paused = PQntuples(res) == 1))
+		snprintf(note, len, "sending is paused since %s by %s: %s (payremindctl resume restarts it)",
+		    PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+	PQclear(res);
+	return paused;
 }
 
 /* ---- batch --dry-run: decide every open due row as the scheduler would, sending nothing ----------- */
@@ -112,6 +135,7 @@ struct dry_row {
 	const char *account_ref, *msisdn, *region, *time_zone, *rem_state;
 	int32_t due_date, notice_sent_on;
 	int step, settled, held, opted_out, paid, shown;
+	int paused;             /* sending is paused: what would go is skipped (reason paused) */
 	double next_attempt_at; /* of the step's queued reminder, 0 when none */
 	struct policy_history hist;
 	/* the decision */
@@ -240,6 +264,12 @@ dry_decide(const struct policy_rules *rules, struct dry_row *r, int64_t at, json
 		r->next_at = dry_retry_next(rules, &pr, &r->hist, (int64_t)ceil(r->next_attempt_at));
 		return;
 	}
+	if (r->reason == POLICY_SEND && r->paused) {
+		r->reason = POLICY_PAUSED;
+		r->next_at = 0;
+		r->note = "when an operator resumes sending";
+		return;
+	}
 	if (r->reason == POLICY_SEND)
 		json_object_set_new(pending, r->msisdn, json_true());
 }
@@ -261,6 +291,20 @@ dry_local_time(const char *zone, int64_t t, char *buf, size_t len)
 	    lt.minute, off < 0 ? '-' : '+', (int)(llabs(off) / 3600), (int)(llabs(off) % 3600 / 60));
 }
 
+/* The first instant a skipped row may go, as UTC ISO 8601; null when sent, or when no time is known. */
+static json_t *
+dry_json_next(const struct dry_row *r)
+{
+	char buf[32];
+	time_t t = (time_t)r->next_at;
+	struct tm tm;
+
+	if (r->reason == POLICY_SEND || r->note != NULL || r->next_at == 0 || gmtime_r(&t, &tm) == NULL)
+		return json_null();
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
 static void
 dry_print_json(const struct dry_row *rows, int n)
 {
@@ -273,11 +317,12 @@ dry_print_json(const struct dry_row *rows, int n)
 		if (!r->shown)
 			continue;
 		json_array_append_new(arr,
-		    json_pack("{s:s, s:I, s:i, s:s, s:o}", "account_ref", r->account_ref, "due_account_id",
-		        (json_int_t)r->due_id, "step", r->step, "decision",
+		    json_pack("{s:s, s:I, s:i, s:s, s:o, s:o}", "account_ref", r->account_ref,
+		        "due_account_id", (json_int_t)r->due_id, "step", r->step, "decision",
 		        r->reason == POLICY_SEND ? "send" : "skip", "reason",
 		        r->reason == POLICY_SEND ? json_null()
-		                                 : json_string(policy_reason_to_text(r->reason))));
+		                                 : json_string(policy_reason_to_text(r->reason)),
+		        "next_at", dry_json_next(r)));
 	}
 	ctl_json_print(arr);
 	json_decref(arr);
@@ -287,7 +332,7 @@ dry_print_json(const struct dry_row *rows, int n)
 static void
 dry_print_table(const struct dry_row *rows, int n, const char *at_text)
 {
-	int counts[POLICY_GAP + 1] = { 0 };
+	int counts[POLICY_REASONS] = { 0 };
 	int width = 7, shown = 0, i, first = 1;
 	char next[64];
 
@@ -317,7 +362,7 @@ dry_print_table(const struct dry_row *rows, int n, const char *at_text)
 	}
 	printf("%d open due row%s as of %s (dry run: nothing sent or created)", shown, shown == 1 ? "" : "s",
 	    at_text);
-	for (i = 0; i <= POLICY_GAP; i++) {
+	for (i = 0; i < POLICY_REASONS; i++) {
 		if (counts[i] == 0)
 			continue;
 		printf(
@@ -362,7 +407,8 @@ batch_dry_run(struct ctl *ctl, const struct batch_opts *o)
 	PGresult *res;
 	json_t *pending;
 	double at = 0;
-	int rc, n, i;
+	char note[400];
+	int rc, n, i, known, paused;
 
 	if ((rc = ctl_run(ctl, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) != 0)
 		return rc;
@@ -370,6 +416,10 @@ batch_dry_run(struct ctl *ctl, const struct batch_opts *o)
 		return rc;
 	snprintf(at_epoch, sizeof(at_epoch), "%.6f", at);
 	snprintf(steps, sizeof(steps), "%d", ctl->conf->rules.noffsets);
+	if (o->account != NULL && (known = ctl_account_known(ctl, o->account, &rc)) != 1)
+		return known == 0 ? batch_unknown_account(o->account) : rc;
+	if ((paused = batch_paused(ctl, note, sizeof(note), &rc)) == -1)
+		return rc;
 	if ((res = ctl_exec(ctl, dry_sql_rows, 3, v, &rc)) == NULL)
 		return rc;
 	n = PQntuples(res);
@@ -378,12 +428,16 @@ batch_dry_run(struct ctl *ctl, const struct batch_opts *o)
 	pending = json_object();
 	for (i = 0; i < n; i++) {
 		dry_row_parse(res, i, &rows[i]);
+		rows[i].paused = paused;
 		dry_decide(&ctl->conf->rules, &rows[i], (int64_t)floor(at), pending);
 	}
 	if (o->json)
 		dry_print_json(rows, n);
-	else
+	else {
+		if (paused)
+			printf("%s\n", note);
 		dry_print_table(rows, n, at_text);
+	}
 	json_decref(pending);
 	free(rows);
 	PQclear(res);
@@ -392,13 +446,30 @@ batch_dry_run(struct ctl *ctl, const struct batch_opts *o)
 
 /* ---- batch: ask the running daemons ----------------------------------------------------------------- */
 
+/* The request; with an account ($1), its open due rows are looked at now, whatever their next look
+ * was (parked rows, whose steps are all done or closed, stay parked). */
 static const char batch_sql_request[] =
-    "WITH r AS (INSERT INTO payremind.batch_requests DEFAULT VALUES RETURNING id)"
-    " SELECT id, pg_notify('payremind_batch', id::text) FROM r";
+    "WITH r AS (INSERT INTO payremind.batch_requests (account_ref) VALUES ($1) RETURNING id, requested_at),"
+    " w AS (UPDATE payremind.due_accounts SET next_at = now()"
+    "        WHERE $1::text IS NOT NULL AND account_ref = $1 AND next_at > now()"
+    "          AND (lease_until IS NULL OR lease_until < now()) RETURNING 1)"
+    " SELECT id, pg_notify('payremind_batch', id::text), (SELECT count(*) FROM w) FROM r";
+
+static const char batch_sql_live[] =
+    "SELECT count(*) FROM payremind.instances"
+    " WHERE stopped_at IS NULL AND heartbeat_at > now() - interval '" CTL_LIVE_S " seconds'";
+
+/* What became of the account's due rows in this batch: each row's step reminder touched since the request. */
+static const char batch_sql_account[] =
+    "SELECT d.id, d.due_date, r.step, r.state, r.last_error"
+    " FROM payremind.due_accounts d"
+    " LEFT JOIN payremind.reminders r ON r.due_account_id = d.id"
+    "  AND r.updated_at >= (SELECT requested_at FROM payremind.batch_requests WHERE id = $2)"
+    " WHERE d.account_ref = $1 ORDER BY d.due_date, d.id, r.step";
 
 static const char batch_sql_poll[] =
     "SELECT b.picked_by, b.finished_at IS NOT NULL, coalesce(i.hostname, '?'),"
-    "  b.sent, b.failed, b.retried, b.unknown, b.skipped, b.cancelled, b.error"
+    "  b.sent, b.failed, b.retried, b.unknown, b.rows_skipped, b.rows_closed, b.error"
     " FROM payremind.batch_requests b LEFT JOIN payremind.instances i ON i.id = b.picked_by"
     " WHERE b.id = $1";
 
@@ -424,7 +495,8 @@ batch_report(const char *id, const PGresult *res)
 		    id, daemon, PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 9));
 		return EX_UNAVAILABLE;
 	}
-	printf("batch %s done by %s: sent=%ld failed=%ld retried=%ld unknown=%ld skipped=%ld cancelled=%ld\n",
+	printf(
+	    "batch %s done by %s: sent=%ld failed=%ld retried=%ld unknown=%ld rows_skipped=%ld rows_closed=%ld\n",
 	    id, daemon, batch_figure(res, 3), batch_figure(res, 4), batch_figure(res, 5),
 	    batch_figure(res, 6), batch_figure(res, 7), batch_figure(res, 8));
 	return 0;
@@ -499,22 +571,80 @@ batch_wait(struct ctl *ctl, const char *id, double timeout)
 	}
 }
 
+/* What became of the account's due rows in batch id. */
+static int
+batch_account_report(struct ctl *ctl, const char *account, const char *id)
+{
+	const char *v[2] = { account, id };
+	PGresult *res;
+	int rc = 0, i;
+
+	if ((res = ctl_exec(ctl, batch_sql_account, 2, v, &rc)) == NULL)
+		return rc;
+	for (i = 0; i < PQntuples(res); i++) {
+		printf("account %s, due row %s (due %s): ", account, PQgetvalue(res, i, 0),
+		    PQgetvalue(res, i, 1));
+		if (PQgetisnull(res, i, 2))
+			printf("no reminder sent now (payremindctl batch --dry-run --account %s says why)\n",
+			    account);
+		else
+			printf("reminder step %s %s%s%s\n", PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+			    PQgetisnull(res, i, 4) ? "" : ": ",
+			    PQgetisnull(res, i, 4) ? "" : PQgetvalue(res, i, 4));
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* No daemon live: say so at once rather than wait out --timeout. 1 when some is, 0 when none, -1 on error. */
+static int
+batch_daemons_live(struct ctl *ctl, int *rc)
+{
+	PGresult *res = ctl_exec(ctl, batch_sql_live, 0, NULL, rc);
+	int live;
+
+	if (res == NULL)
+		return -1;
+	live = ctl_int(res, 0, 0) > 0;
+	PQclear(res);
+	if (!live)
+		fprintf(stderr,
+		    "payremindctl batch: no payremindd is running (no heartbeat in the last " CTL_LIVE_S
+		    " s): start it, or run payremindd --once for one batch in-process\n");
+	return live;
+}
+
 int
 ctl_cmd_batch(struct ctl *ctl, int argc, char **argv)
 {
 	struct batch_opts o = { 0 };
-	char id[32];
+	char id[32], note[400];
+	const char *v[1];
 	PGresult *res;
-	int rc, done;
+	int rc, done, live, known;
 
 	if ((rc = batch_parse(argc, argv, &o, &done)) != 0 || done)
 		return rc;
 	ctl_connect(ctl);
 	if (o.dry_run)
 		return batch_dry_run(ctl, &o);
-	if ((res = ctl_exec(ctl, batch_sql_request, 0, NULL, &rc)) == NULL)
+	if (o.account != NULL && (known = ctl_account_known(ctl, o.account, &rc)) != 1)
+		return known == 0 ? batch_unknown_account(o.account) : rc;
+	if ((live = batch_daemons_live(ctl, &rc)) != 1)
+		return live == 0 ? EX_UNAVAILABLE : rc;
+	v[0] = o.account;
+	if ((rc = ctl_run(ctl, "BEGIN")) != 0 || (res = ctl_exec(ctl, batch_sql_request, 1, v, &rc)) == NULL)
 		return rc;
 	snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
-	return batch_wait(ctl, id, o.timeout);
+	if (o.account != NULL &&
+	    (rc = ctl_record_action(ctl, "batch", NULL, NULL, o.account, NULL, NULL)) != 0)
+		return rc;
+	if ((rc = ctl_run(ctl, "COMMIT")) != 0)
+		return rc;
+	if ((rc = batch_wait(ctl, id, o.timeout)) != 0)
+		return rc;
+	if (batch_paused(ctl, note, sizeof(note), &rc) == 1)
+		printf("%s\n", note);
+	return o.account != NULL && rc == 0 ? batch_account_report(ctl, o.account, id) : rc;
 }

@@ -1,11 +1,13 @@
 /* payremindctl's helpers shared by the sub-commands: usage errors, the connection, queries, JSON output. */
 #include <getopt.h>
+#include <pwd.h>
 #include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -167,4 +169,90 @@ ctl_json_print(json_t *root)
 {
 	json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);
+}
+
+/* Who runs this command: the OS user (behind sudo, the user who ran sudo). */
+const char *
+ctl_actor(void)
+{
+	static char name[128];
+	const char *sudo = getenv("SUDO_USER");
+	struct passwd *pw;
+
+	if (name[0] != '\0')
+		return name;
+	if ((pw = getpwuid(getuid())) != NULL)
+		snprintf(name, sizeof(name), "%s", pw->pw_name);
+	else
+		snprintf(name, sizeof(name), "uid %u", (unsigned)getuid());
+	if (getuid() == 0 && sudo != NULL && *sudo != '\0' && strlen(sudo) < 64)
+		snprintf(name, sizeof(name), "%s (sudo)", sudo);
+	return name;
+}
+
+/* A --reason for the record: one line of at most CTL_REASON_MAX bytes. 0, or 64 with the reason. */
+int
+ctl_check_reason(const char *cmd, const char *reason)
+{
+	const unsigned char *p;
+
+	if (reason == NULL)
+		return 0;
+	if (*reason == '\0' || strlen(reason) > CTL_REASON_MAX)
+		return ctl_usage_error(cmd, "--reason: give one line of 1 to %d characters", CTL_REASON_MAX);
+	for (p = (const unsigned char *)reason; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return ctl_usage_error(cmd, "--reason: one line, without control characters");
+	return 0;
+}
+
+/* Record an operator action (payremind.operator_actions): who, what, on what, why. Only the action is
+ * required; the rest may be NULL. 0, or the exit code once the error is reported. */
+int
+ctl_record_action(struct ctl *ctl, const char *action, const char *reminder_id, const char *msisdn,
+    const char *account_ref, const char *detail, const char *reason)
+{
+	const char *v[7] = { ctl_actor(), action, reminder_id, msisdn, account_ref, detail, reason };
+	PGresult *res;
+	int rc = 0;
+
+	res = ctl_exec(ctl,
+	    "INSERT INTO payremind.operator_actions (actor, action, reminder_id, msisdn, account_ref, detail,"
+	    " reason) VALUES ($1, $2, $3::uuid, $4, $5, $6, $7)",
+	    7, v, &rc);
+	PQclear(res);
+	return rc;
+}
+
+/* 1 when account_ref has a due row, 0 when not (the caller exits 65), -1 on error (*rc set). */
+int
+ctl_account_known(struct ctl *ctl, const char *account_ref, int *rc)
+{
+	const char *v[1] = { account_ref };
+	PGresult *res = ctl_exec(
+	    ctl, "SELECT EXISTS (SELECT 1 FROM payremind.due_accounts WHERE account_ref = $1)", 1, v, rc);
+	int known;
+
+	if (res == NULL)
+		return -1;
+	known = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	return known;
+}
+
+/* A text column as a JSON string, or null for SQL NULL. */
+json_t *
+ctl_json_text(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
+}
+
+/* A YYYY-MM-DD (or ISO 8601 with an offset) --since value: 0, or 64 with the reason. */
+int
+ctl_check_since(const char *cmd, const char *since)
+{
+	if (since == NULL || ctl_matches("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", since) ||
+	    ctl_matches(CTL_AT_RE, since))
+		return 0;
+	return ctl_usage_error(cmd, "--since %s: give a date (YYYY-MM-DD) or ISO 8601 with an offset", since);
 }

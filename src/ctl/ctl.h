@@ -14,12 +14,15 @@
 #define CTL_TIMEOUT_MAX 86400.0  /* a day: anything longer is a typo */
 #define CTL_LIVE_S "20"          /* a daemon is live with a heartbeat younger than this (seconds) */
 #define CTL_UNKNOWN_SHOWN 10     /* status: unknown reminders listed */
+#define CTL_REASON_MAX 500       /* --reason: bytes */
 #define CTL_MSISDN_RE "^\\+1[2-9][0-9]{2}[2-9][0-9]{6}$"
 #define CTL_MSISDN_FORMAT "+1NPANXXXXXX, e.g. +15145550123"
 /* ISO 8601 with an explicit offset; PostgreSQL then checks the fields themselves. */
 #define CTL_AT_RE                                                                   \
 	"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?" \
 	"([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)$"
+#define CTL_XSTR(x) #x
+#define CTL_STR(x) CTL_XSTR(x)
 /* A timestamp as ISO 8601 with the session's offset (UTC for --json). */
 #define CTL_TS(x) "to_char(" x ", 'YYYY-MM-DD\"T\"HH24:MI:SSTZH:TZM')"
 
@@ -51,6 +54,13 @@ int ctl_run(struct ctl *ctl, const char *sql);
 int ctl_matches(const char *re, const char *s);
 int64_t ctl_int(const PGresult *res, int row, int col);
 void ctl_json_print(json_t *root);
+json_t *ctl_json_text(const PGresult *res, int row, int col);
+const char *ctl_actor(void);
+int ctl_check_reason(const char *cmd, const char *reason);
+int ctl_check_since(const char *cmd, const char *since);
+int ctl_record_action(struct ctl *ctl, const char *action, const char *reminder_id, const char *msisdn,
+    const char *account_ref, const char *detail, const char *reason);
+int ctl_account_known(struct ctl *ctl, const char *account_ref, int *rc);
 
 /* The sub-commands (argv[0] is the sub-command's name): 0, or the exit code. */
 int ctl_cmd_migrate(struct ctl *ctl, int argc, char **argv);
@@ -58,5 +68,11 @@ int ctl_cmd_batch(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_status(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_optout(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_report(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_pause(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_resume(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_history(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_reminders(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_resolve(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_inbound(struct ctl *ctl, int argc, char **argv);
 
 #endif

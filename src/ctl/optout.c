@@ -24,7 +24,7 @@ static const char optout_sql_list[] = "SELECT msisdn, source, " CTL_TS(
                   " WHERE $1::text IS NULL OR msisdn = $1 ORDER BY created_at, msisdn";
 
 static int
-optout_add(struct ctl *ctl, const char *msisdn)
+optout_add(struct ctl *ctl, const char *msisdn, const char *reason)
 {
 	const char *v[1] = { msisdn };
 	PGresult *res;
@@ -32,6 +32,11 @@ optout_add(struct ctl *ctl, const char *msisdn)
 
 	if ((res = ctl_exec(ctl, optout_sql_add, 1, v, &rc)) == NULL)
 		return rc;
+	if (ctl_int(res, 0, 0) == 1 &&
+	    (rc = ctl_record_action(ctl, "opt_out", NULL, msisdn, NULL, NULL, reason)) != 0) {
+		PQclear(res);
+		return rc;
+	}
 	if (ctl_int(res, 0, 0) == 1)
 		printf("%s opted out", msisdn);
 	else
@@ -42,7 +47,7 @@ optout_add(struct ctl *ctl, const char *msisdn)
 }
 
 static int
-optout_remove(struct ctl *ctl, const char *msisdn)
+optout_remove(struct ctl *ctl, const char *msisdn, const char *reason)
 {
 	const char *v[1] = { msisdn };
 	PGresult *res;
@@ -50,6 +55,11 @@ optout_remove(struct ctl *ctl, const char *msisdn)
 
 	if ((res = ctl_exec(ctl, optout_sql_remove, 1, v, &rc)) == NULL)
 		return rc;
+	if (PQntuples(res) > 0 &&
+	    (rc = ctl_record_action(ctl, "opt_in", NULL, msisdn, NULL, PQgetvalue(res, 0, 0), reason)) != 0) {
+		PQclear(res);
+		return rc;
+	}
 	if (PQntuples(res) == 0) {
 		printf("%s was not opted out: nothing changed\n", msisdn);
 	} else {
@@ -90,18 +100,24 @@ int
 ctl_cmd_optout(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{ "reason", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *action, *msisdn;
-	int ch, list;
+	const char *action, *msisdn, *reason = NULL;
+	int ch, list, rc;
 
 	ctl_getopt_reset();
 	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (ch == 'h')
+		if (ch == 'r')
+			reason = optarg;
+		else if (ch == 'h')
 			return ctl_help("optout");
-		return ctl_bad_option("optout", ch, argv);
+		else
+			return ctl_bad_option("optout", ch, argv);
 	}
+	if ((rc = ctl_check_reason("optout", reason)) != 0)
+		return rc;
 	if (optind >= argc)
 		return ctl_usage_error("optout", "say add, remove or list");
 	action = argv[optind];
@@ -118,8 +134,14 @@ ctl_cmd_optout(struct ctl *ctl, int argc, char **argv)
 		    msisdn, CTL_MSISDN_FORMAT);
 		return EX_DATAERR;
 	}
+	if (list && reason != NULL)
+		return ctl_usage_error("optout", "--reason goes with add or remove");
 	ctl_connect(ctl);
 	if (list)
 		return optout_list(ctl, msisdn);
-	return strcmp(action, "add") == 0 ? optout_add(ctl, msisdn) : optout_remove(ctl, msisdn);
+	if ((rc = ctl_run(ctl, "BEGIN")) != 0)
+		return rc;
+	rc =
+	    strcmp(action, "add") == 0 ? optout_add(ctl, msisdn, reason) : optout_remove(ctl, msisdn, reason);
+	return rc != 0 ? rc : ctl_run(ctl, "COMMIT");
 }

@@ -1,6 +1,7 @@
 /* payremindctl status: reminders by state, the oldest queued, unknowns, opt-outs, daemons, the last batch. */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -9,13 +10,6 @@
 
 static const char *const ctl_states[] = { "queued", "sending", "sent", "delivered", "failed", "expired",
 	"cancelled", "unknown" };
-
-/* A text column as a JSON string, or null for SQL NULL. */
-static json_t *
-ctl_json_text(const PGresult *res, int row, int col)
-{
-	return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
-}
 
 static const char status_sql_states[] = "SELECT state, count(*) FROM payremind.reminders GROUP BY state";
 
@@ -33,13 +27,17 @@ static const char status_sql_unknown[] = "SELECT r.id, d.account_ref, r.step, " 
 
 static const char status_sql_opt_outs[] = "SELECT count(*) FROM payremind.opt_outs";
 
+static const char status_sql_paused[] = "SELECT " CTL_TS(
+    "paused_at") ", paused_by, pause_reason,"
+                 "  floor(extract(epoch FROM now() - paused_at))::bigint FROM payremind.control WHERE paused_at IS NOT NULL";
+
 static const char status_sql_daemons[] = "SELECT id, hostname, pid, version, " CTL_TS(
     "started_at") ","
                   "  floor(extract(epoch FROM now() - heartbeat_at))::bigint, status, " CTL_TS(
-                      "last_batch_at") " FROM payremind.instances"
-                                       " WHERE stopped_at IS NULL AND heartbeat_at > now() - interval "
-                                       "'" CTL_LIVE_S " seconds'"
-                                       " ORDER BY started_at, id";
+                      "last_batch_at") ", circuit, " CTL_TS("circuit_since") " FROM payremind.instances"
+                                                                             " WHERE stopped_at IS NULL AND heartbeat_at > now() - interval "
+                                                                             "'" CTL_LIVE_S " seconds'"
+                                                                             " ORDER BY started_at, id";
 
 /* The most recent batch: a daemon's own record of its last batch, or a finished operator request. */
 static const char status_sql_last_batch[] = "SELECT " CTL_TS(
@@ -49,7 +47,7 @@ static const char status_sql_last_batch[] = "SELECT " CTL_TS(
             "    FROM payremind.instances WHERE last_batch_at IS NOT NULL"
             "  UNION ALL"
             "  SELECT finished_at, picked_by, id, jsonb_build_object('sent', sent, 'failed', failed,"
-            "         'retried', retried, 'unknown', unknown, 'skipped', skipped, 'cancelled', cancelled), "
+            "         'retried', retried, 'unknown', unknown, 'rows_skipped', rows_skipped, 'rows_closed', rows_closed), "
             "error, 0"
             "    FROM payremind.batch_requests WHERE finished_at IS NOT NULL) b"
             " LEFT JOIN payremind.instances i ON i.id = b.daemon"
@@ -102,12 +100,23 @@ status_daemons(const PGresult *res)
 
 	for (i = 0; i < PQntuples(res); i++)
 		json_array_append_new(a,
-		    json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:o}", "id", PQgetvalue(res, i, 0),
-		        "hostname", PQgetvalue(res, i, 1), "pid", (json_int_t)ctl_int(res, i, 2), "version",
-		        PQgetvalue(res, i, 3), "started_at", PQgetvalue(res, i, 4), "heartbeat_age_s",
-		        (json_int_t)ctl_int(res, i, 5), "status", PQgetvalue(res, i, 6), "last_batch_at",
-		        ctl_json_text(res, i, 7)));
+		    json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:s, s:o, s:s, s:o}", "id",
+		        PQgetvalue(res, i, 0), "hostname", PQgetvalue(res, i, 1), "pid",
+		        (json_int_t)ctl_int(res, i, 2), "version", PQgetvalue(res, i, 3), "started_at",
+		        PQgetvalue(res, i, 4), "heartbeat_age_s", (json_int_t)ctl_int(res, i, 5), "status",
+		        PQgetvalue(res, i, 6), "last_batch_at", ctl_json_text(res, i, 7), "circuit",
+		        PQgetvalue(res, i, 8), "circuit_since", ctl_json_text(res, i, 9)));
 	return a;
+}
+
+/* {"since", "by", "reason", "age_s"} while sending is paused, else null. */
+static json_t *
+status_paused(const PGresult *res)
+{
+	if (PQntuples(res) == 0)
+		return json_null();
+	return json_pack("{s:s, s:s, s:o, s:I}", "since", PQgetvalue(res, 0, 0), "by", PQgetvalue(res, 0, 1),
+	    "reason", ctl_json_text(res, 0, 2), "age_s", (json_int_t)ctl_int(res, 0, 3));
 }
 
 /* {"at", "daemon", "hostname", "request_id", <the figures>, "error"}, or null before any batch. */
@@ -158,6 +167,7 @@ status_collect(struct ctl *ctl, int utc, int *rc)
 		const char *key, *sql;
 		json_t *(*fn)(const PGresult *);
 	} sections[] = {
+		{ "paused", status_sql_paused, status_paused },
 		{ "reminders", status_sql_states, status_states },
 		{ "oldest_queued", status_sql_oldest, status_oldest },
 		{ "opt_outs", status_sql_opt_outs, status_count },
@@ -281,14 +291,34 @@ status_print_daemons(const json_t *root)
 		    status_str(d, "id"), status_str(d, "hostname"), status_int(d, "pid"),
 		    status_str(d, "version"), status_age(status_int(d, "heartbeat_age_s"), age, sizeof(age)),
 		    status_str(d, "status"));
+		if (strcmp(status_str(d, "circuit"), "closed") != 0)
+			printf("    GATEWAY CIRCUIT %s since %s: the gateway has been failing; this daemon "
+			       "sends nothing new until a probe succeeds (see its log)\n",
+			    strcmp(status_str(d, "circuit"), "open") == 0 ? "OPEN" : "HALF OPEN (probing)",
+			    status_str(d, "circuit_since"));
 	}
+}
+
+static void
+status_print_paused(const json_t *root)
+{
+	const json_t *p = json_object_get(root, "paused");
+	char age[32];
+
+	if (!json_is_object(p)) {
+		printf("sending: on\n");
+		return;
+	}
+	printf("sending: PAUSED since %s (%s) by %s: %s; payremindctl resume restarts it\n",
+	    status_str(p, "since"), status_age(status_int(p, "age_s"), age, sizeof(age)), status_str(p, "by"),
+	    json_is_string(json_object_get(p, "reason")) ? status_str(p, "reason") : "no reason given");
 }
 
 static void
 status_print_last_batch(const json_t *root)
 {
-	static const char *const figures[] = { "sent", "failed", "retried", "unknown", "skipped",
-		"cancelled" };
+	static const char *const figures[] = { "sent", "failed", "retried", "unknown", "rows_skipped",
+		"rows_closed" };
 	const json_t *b = json_object_get(root, "last_batch");
 	size_t i;
 
@@ -333,6 +363,7 @@ ctl_cmd_status(struct ctl *ctl, int argc, char **argv)
 	if (json) {
 		ctl_json_print(root);
 	} else {
+		status_print_paused(root);
 		status_print_reminders(root);
 		status_print_unknown(root);
 		printf("opt-outs: %" JSON_INTEGER_FORMAT "\n", status_int(root, "opt_outs"));

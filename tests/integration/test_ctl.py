@@ -13,7 +13,7 @@ from harness import ctl, daemon_cmd, wait_until, write_conf  # noqa: E402
 
 REASONS = {"settled", "paid", "held", "opted_out", "window", "holiday", "notice", "cap", "gap", "schedule",
            "unknown_region"}
-KEYS = {"account_ref", "due_account_id", "step", "decision", "reason"}
+KEYS = {"account_ref", "due_account_id", "step", "decision", "reason", "next_at"}
 STATES = {"queued", "sending", "sent", "delivered", "failed", "expired", "cancelled", "unknown"}
 EST = datetime.timezone(datetime.timedelta(hours=-5))
 SUNDAY_NOON = "2026-11-29T12:00:00-05:00"
@@ -179,14 +179,14 @@ def test_status_json_matches_the_database(ctx):
     db.q("""INSERT INTO payremind.instances (id, hostname, pid, version, status, heartbeat_at, stopped_at,
                                              last_batch_at, last_batch) VALUES
         ('00000000-0000-4000-8000-000000000001', 'live-a', 101, '0.1.0', 'idle', now(), NULL,
-         now() - interval '10 minutes', '{"sent": 9, "failed": 0, "retried": 0, "unknown": 0, "skipped": 0,
-                                          "cancelled": 0}'),
+         now() - interval '10 minutes', '{"sent": 9, "failed": 0, "retried": 0, "unknown": 0, "rows_skipped": 0,
+                                          "rows_closed": 0}'),
         ('00000000-0000-4000-8000-000000000002', 'stale', 102, '0.1.0', 'idle', now() - interval '1 minute',
          NULL, NULL, NULL),
         ('00000000-0000-4000-8000-000000000003', 'stopped', 103, '0.1.0', 'stopped', now(), now(), NULL, NULL)
     """)
     db.q("""INSERT INTO payremind.batch_requests (picked_by, picked_at, finished_at, sent, failed, retried,
-                                                  unknown, skipped, cancelled)
+                                                  unknown, rows_skipped, rows_closed)
             VALUES ('00000000-0000-4000-8000-000000000001', now() - interval '2 minutes',
                     now() - interval '1 minute', 4, 1, 2, 0, 3, 1)""")
     p = ctl(conf, "status", "--json")
@@ -203,7 +203,7 @@ def test_status_json_matches_the_database(ctx):
         ("00000000-0000-4000-8000-000000000001", "live-a", 101)], st["daemons"]
     # The latest batch is the finished request (1 min ago), newer than the daemon's own record.
     lb = st["last_batch"]
-    assert (lb["daemon"], lb["sent"], lb["failed"], lb["retried"], lb["skipped"], lb["cancelled"]) == (
+    assert (lb["daemon"], lb["sent"], lb["failed"], lb["retried"], lb["rows_skipped"], lb["rows_closed"]) == (
         "00000000-0000-4000-8000-000000000001", 4, 1, 2, 3, 1), lb
     assert sorted(u["id"] for u in st["unknown"]) == sorted([ids[8], ids[9]]), st["unknown"]
     assert {u["account_ref"] for u in st["unknown"]} == {"S-8", "S-9"}
@@ -262,11 +262,19 @@ def test_bad_arguments_exit_64_with_one_usage_line(ctx):
         ["migrate", "extra"],
         ["batch", "--bogus"], ["batch", "-x"], ["batch", "extra"], ["batch", "--timeout"],
         ["batch", "--timeout", "0"], ["batch", "--timeout", "soon"], ["batch", "--timeout", "-3"],
-        ["batch", "--account", "A-1"], ["batch", "--json"], ["batch", "--at", MONDAY_9],
+        ["batch", "--json"], ["batch", "--at", MONDAY_9],
         ["batch", "--dry-run", "--account", ""],
         ["status", "--bogus"], ["status", "now"],
         ["optout"], ["optout", "purge", "+15145550123"], ["optout", "add"], ["optout", "remove"],
         ["optout", "add", "+15145550123", "+15145550124"], ["optout", "--bogus", "list"],
+        ["optout", "list", "--reason", "why"], ["optout", "add", "+15145550123", "--reason", "two\nlines"],
+        ["pause", "now"], ["pause", "--reason", ""], ["pause", "--reason", "x" * 501], ["resume", "--bogus"],
+        ["history"], ["history", "--account", "A-1", "--msisdn", "+15145550123"], ["history", "--account", ""],
+        ["reminders", "--state", "lost"], ["reminders", "--limit", "0"], ["reminders", "--since", "yesterday"],
+        ["reminders", "extra"],
+        ["resolve"], ["resolve", "00000000-0000-4000-8000-000000000001"],
+        ["resolve", "00000000-0000-4000-8000-000000000001", "--as", "delivered"],
+        ["inbound", "--since", "last week"], ["inbound", "extra"],
     ]
     for args in cases:
         p = ctl(conf, *args)
@@ -278,7 +286,8 @@ def test_bad_arguments_exit_64_with_one_usage_line(ctx):
     for args in (["frob"], []):
         p = ctl(conf, *args)
         assert p.returncode == 64 and "usage: payremindctl" in p.stderr, (args, p.returncode, p.stderr)
-    for cmd in ("migrate", "batch", "status", "optout"):
+    for cmd in ("migrate", "batch", "status", "optout", "pause", "resume", "history", "reminders", "resolve",
+                "inbound", "report"):
         p = ctl(conf, cmd, "--help")
         assert p.returncode == 0 and p.stdout.startswith(f"usage: payremindctl [-c FILE] {cmd}"), (cmd, p)
     assert ctl(conf, "status").returncode == 0  # the config and database used above are fine
@@ -300,9 +309,29 @@ def test_unreachable_database_exits_69_and_bad_config_78(ctx):
     assert p.returncode == 78 and f"{broken}:" in p.stderr, (p.returncode, p.stderr)
 
 
-def test_batch_without_a_daemon_exits_69_within_the_timeout(ctx):
+def test_batch_without_a_daemon_exits_69_at_once(ctx):
     db = ctx.db
     conf = builtin_conf(ctx)
+    # A daemon that stopped, and one whose heartbeat is older than 20 s, are not live.
+    db.q("""INSERT INTO payremind.instances (id, hostname, pid, version, heartbeat_at, stopped_at) VALUES
+            ('00000000-0000-4000-8000-000000000002', 'stale', 102, 'x', now() - interval '1 minute', NULL),
+            ('00000000-0000-4000-8000-000000000003', 'gone', 103, 'x', now(), now())""")
+    t0 = time.time()
+    p = ctl(conf, "batch", "--timeout", "30")
+    elapsed = time.time() - t0
+    assert p.returncode == 69, (p.returncode, p.stdout, p.stderr)
+    assert elapsed < 10, elapsed
+    assert p.stderr.strip() == ("payremindctl batch: no payremindd is running (no heartbeat in the last 20 s): "
+                                "start it, or run payremindd --once for one batch in-process"), p.stderr
+    # No request is left behind for a daemon to run later by surprise.
+    assert db.one("SELECT count(*) FROM payremind.batch_requests") == 0
+
+
+def test_batch_that_no_live_daemon_picks_is_withdrawn_after_the_timeout(ctx):
+    db = ctx.db
+    conf = builtin_conf(ctx)
+    # A daemon whose heartbeat is fresh but which never answers (hung): the timeout applies.
+    db.q("INSERT INTO payremind.instances (id, hostname, pid, version) VALUES (%s, 'hung', 1, 'x')", FAKE_DAEMON)
     t0 = time.time()
     p = ctl(conf, "batch", "--timeout", "2")
     elapsed = time.time() - t0
@@ -310,7 +339,6 @@ def test_batch_without_a_daemon_exits_69_within_the_timeout(ctx):
     assert 2 <= elapsed < 20, elapsed
     assert p.stderr.strip() == ("payremindctl batch: no payremindd picked up the request within 2 s; is the "
                                 "daemon running? (payremindd --once runs a batch in-process)"), p.stderr
-    # The unanswered request is withdrawn, so no daemon runs it later by surprise.
     assert db.one("SELECT count(*) FROM payremind.batch_requests") == 0
 
 
@@ -337,11 +365,11 @@ def test_batch_prints_the_figures_the_picking_daemon_writes(ctx):
     time.sleep(0.5)
     assert p.poll() is None, "picked but not finished: still waiting"
     ctx.db.q("UPDATE payremind.batch_requests SET finished_at = now(), sent = 7, failed = 1, retried = 2,"
-             " unknown = 3, skipped = 4, cancelled = 5 WHERE id = %s", rid)
+             " unknown = 3, rows_skipped = 4, rows_closed = 5 WHERE id = %s", rid)
     out, err = p.communicate(timeout=30)
     assert p.returncode == 0, (p.returncode, err)
-    assert out == (f"batch {rid} done by {FAKE_DAEMON}: sent=7 failed=1 retried=2 unknown=3 skipped=4 "
-                   "cancelled=5\n"), out
+    assert out == (f"batch {rid} done by {FAKE_DAEMON}: sent=7 failed=1 retried=2 unknown=3 rows_skipped=4 "
+                   "rows_closed=5\n"), out
 
 
 def test_batch_reports_a_daemon_error_or_a_batch_that_never_ends_with_69(ctx):

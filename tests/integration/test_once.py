@@ -71,7 +71,7 @@ def test_settled_held_and_opted_out_rows_get_nothing(ctx):
     conf = write_conf(ctx.tmp, db, gw.url)
     s = summary(run_once(conf))
     assert [r["to"] for r in gw.accepted()] == ["+15145550001"]
-    assert s["sent"] == 1 and s["cancelled"] == 3, s
+    assert s["sent"] == 1 and s["rows_closed"] == 3, s
     # Nothing is queued for them either, and a later run still sends nothing.
     assert db.one("SELECT count(*) FROM payremind.reminders") == 1
     run_once(conf)
@@ -96,7 +96,7 @@ def test_not_yet_due_rows_wait_for_their_offset(ctx):
     conf = write_conf(ctx.tmp, ctx.db, gw.url)
     s = summary(run_once(conf))
     assert [r["to"] for r in gw.accepted()] == ["+15145550022"]
-    assert s["skipped"] == 1, s
+    assert s["rows_skipped"] == 1, s
     nxt = ctx.db.one("SELECT next_at > now() FROM payremind.due_accounts WHERE account_ref = 'E-today'")
     assert nxt is True
 
@@ -145,7 +145,7 @@ def test_no_written_notice_means_no_sms_where_the_region_has_a_notice_delay(ctx)
   BC = {{ windows = ( {all_day} ); holidays = "none"; notice_days = 0; }};
 }};"""
     s = summary(run_once(write_conf(ctx.tmp, db, gw.url, regions=regions)))
-    assert (s["sent"], s["skipped"]) == (2, 1), s
+    assert (s["sent"], s["rows_skipped"]) == (2, 1), s
     assert sorted(r["to"] for r in gw.accepted()) == ["+15145550072", "+16045550073"]
     assert db.one("SELECT count(*) FROM payremind.reminders WHERE msisdn = '+15145550071'") == 0
     # The row is looked at again within the hour, when billing may have sent the notice since.

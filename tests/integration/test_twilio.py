@@ -111,7 +111,7 @@ def test_unsubscribed_recipient_21610_fails_and_opts_the_number_out(ctx):
     assert summary(run_once(conf))["retried"] == 1
     db.add_due("O-second", msisdn)
     s = summary(run_once(conf))
-    assert s["sent"] == 0 and s["skipped"] == 1, s
+    assert s["sent"] == 0 and s["rows_skipped"] == 1, s
     # The retry is refused: the number unsubscribed (21610).
     fake.on(msisdn, code=21610)
     db.q("UPDATE payremind.reminders SET next_attempt_at = now() - interval '1 s' WHERE msisdn = %s", msisdn)
@@ -127,7 +127,7 @@ def test_unsubscribed_recipient_21610_fails_and_opts_the_number_out(ctx):
     db.add_due("O-later", msisdn)
     make_due_now(db, msisdn)
     s = summary(run_once(conf))
-    assert s["sent"] == 0 and s["cancelled"] == 3, s
+    assert s["sent"] == 0 and s["rows_closed"] == 3, s
     assert len(fake.requests(msisdn)) == 2
     assert db.one("SELECT count(*) FROM payremind.due_accounts WHERE msisdn = %s AND next_at IS NULL",
                   msisdn) == 3
