@@ -3,18 +3,30 @@
 # skipping those already installed. Needs root (or sudo).
 set -euo pipefail
 
-packages=(
-	build-essential cmake pkg-config clang-format valgrind
-	systemd procps man-db  # the install test: systemd-analyze verify, ExecReload= kill, man: pages
+# `deps.sh` (or `deps.sh test`): everything the tests need. `deps.sh demo`: only what the demo needs
+# (build, PostgreSQL, the sandbox gateway): no Kannel, nginx, browser or fuzzer.
+demo=(
+	build-essential cmake pkg-config
 	libpq-dev libcurl4-openssl-dev uuid-dev libconfig-dev libjansson-dev libmicrohttpd-dev libssl-dev
 	libcmocka-dev
+	postgresql curl
+)
+tests=(
+	clang-format valgrind
+	systemd procps man-db  # the install test: systemd-analyze verify, ExecReload= kill, man: pages
 	clang libclang-rt-14-dev llvm  # scripts/fuzz.sh: clang, its libFuzzer + sanitizer runtimes, llvm-symbolizer
-	postgresql python3 python3-psycopg2 curl
-	kannel kannel-extras
+	python3 python3-psycopg2
+	kannel kannel-extras  # a real Kannel with its fake SMSC
 	nginx-light openssl  # test_nginx: the shipped site in front of the listener, a self-signed certificate
 	chromium chromium-driver python3-selenium  # test_browser: the payment page in a real browser
+	prometheus  # promtool check rules on deploy/prometheus/payremind-rules.yml
 	wrk  # bench/run --pages: page views per second through the listener
 )
+case "${1:-test}" in
+demo) packages=("${demo[@]}") ;;
+test) packages=("${demo[@]}" "${tests[@]}") ;;
+*) echo "usage: scripts/deps.sh [demo|test]" >&2; exit 64 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -44,9 +44,9 @@ struct daemon {
 	int once;
 	int stopping;
 	int picking;
-	int controlling; /* a read of payremind.control is under way */
-	int paused;      /* an operator paused sending */
-	int once_started;
+	int controlling;               /* a read of payremind.control is under way */
+	int paused;                    /* an operator paused sending */
+	int control_known;             /* payremind.control was read once: batches may start */
 	int64_t pending[MAX_REQUESTS]; /* operator requests for the next batch */
 	int npending;
 	int64_t running[MAX_REQUESTS]; /* requests the running batch answers */
@@ -184,22 +184,31 @@ static void
 control_cb(PGresult *res, void *arg)
 {
 	struct daemon *d = arg;
+	char err[256];
 	int paused;
 
 	d->controlling = 0;
-	if (db_ok(res) && PQntuples(res) == 1) {
-		paused = PQgetvalue(res, 0, 0)[0] == 't';
-		if (paused && !d->paused)
-			log_notice("sending paused by %s: %s", PQgetvalue(res, 0, 2),
-			    PQgetisnull(res, 0, 3) ? "no reason given" : PQgetvalue(res, 0, 3));
-		sched_set_paused(d->sched, paused);
-		if (d->paused && !paused && !d->stopping && !d->once)
-			loop_timer_set(d->poll, 0); /* resumed: a batch now */
-		d->paused = paused;
+	if (!db_ok(res) || PQntuples(res) != 1) {
+		log_warnx("reading payremind.control: %s; %s", db_error(res, err, sizeof(err)),
+		    d->control_known ? "sending stays as it was" : "no batch starts before it is read");
+		if (d->once)
+			exit(EX_UNAVAILABLE);
+		return;
 	}
-	if (d->once && !d->once_started) { /* --once obeys the pause too; its batch starts once it knows */
-		d->once_started = 1;
-		run_batch(d);
+	paused = PQgetvalue(res, 0, 0)[0] == 't';
+	if (paused && !d->paused)
+		log_notice("sending paused by %s: %s", PQgetvalue(res, 0, 2),
+		    PQgetisnull(res, 0, 3) ? "no reason given" : PQgetvalue(res, 0, 3));
+	sched_set_paused(d->sched, paused);
+	if (d->paused && !paused && !d->stopping && !d->once)
+		loop_timer_set(d->poll, 0); /* resumed: a batch now */
+	d->paused = paused;
+	if (!d->control_known) { /* the first batch starts once the pause is known, --once's too */
+		d->control_known = 1;
+		if (d->once)
+			run_batch(d);
+		else
+			loop_timer_set(d->poll, 0);
 	}
 }
 
@@ -210,7 +219,7 @@ read_control(struct daemon *d)
 		return;
 	if (store_control(d->db, control_cb, d) == 0)
 		d->controlling = 1;
-	else if (d->once && !d->once_started) {
+	else if (d->once) {
 		log_warnx("database unavailable: cannot read whether sending is paused");
 		exit(EX_UNAVAILABLE);
 	}
@@ -541,10 +550,7 @@ main(int argc, char **argv)
 	d.conf = load_conf(d.conf_path, check);
 	start(&d);
 	notify_ready();
-	if (d.once)
-		read_control(&d);
-	else
-		loop_timer_set(d.poll, 0);
+	read_control(&d); /* then the first batch */
 	if (loop_run(d.loop) == -1)
 		fatal("event loop");
 	finish(&d);

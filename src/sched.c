@@ -972,8 +972,8 @@ sched_end_batch(struct sched *s)
 	s->total.unknown += b->unknown;
 	s->total.skipped += b->skipped;
 	s->total.cancelled += b->cancelled;
-	log_info("batch: sent=%ld failed=%ld retried=%ld unknown=%ld skipped=%ld cancelled=%ld", b->sent,
-	    b->failed, b->retried, b->unknown, b->skipped, b->cancelled);
+	log_info("batch: sent=%ld failed=%ld retried=%ld unknown=%ld rows_skipped=%ld rows_closed=%ld",
+	    b->sent, b->failed, b->retried, b->unknown, b->skipped, b->cancelled);
 	if (s->done_cb != NULL)
 		s->done_cb(b, s->done_arg);
 }

@@ -1,4 +1,4 @@
-"""Installation: `cmake --install --prefix /usr` puts every file where the README says, and the
+"""Installation: `cmake --install --prefix /usr` puts every file where docs/operations-install.md says, and the
 installed unit passes `systemd-analyze verify` (and keeps its hardening)."""
 
 import filecmp
@@ -13,7 +13,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 
-README_SECTION = "## Installing and running under systemd"
+INSTALL_SECTION = "## Installing and running under systemd"
 
 
 def install(ctx, prefix="/usr", root=None):
@@ -27,16 +27,17 @@ def install(ctx, prefix="/usr", root=None):
 
 
 def readme_install_table():
-    """The paths in the first column of the README's install table (a trailing / marks a directory)."""
-    with open(os.path.join(harness.SRC, "README.md")) as f:
+    """The paths in the first column of the install table of docs/operations-install.md (a trailing /
+    marks a directory)."""
+    with open(os.path.join(harness.SRC, "docs", "operations-install.md")) as f:
         text = f.read()
-    assert README_SECTION in text, "README has no install section"
-    section = text.split(README_SECTION, 1)[1].split("\n## ", 1)[0]
+    assert INSTALL_SECTION in text, "docs/operations-install.md has no install section"
+    section = text.split(INSTALL_SECTION, 1)[1].split("\n## ", 1)[0]
     table = section.split("| path | what |", 1)[1].split("\n\n", 1)[0]
     paths = []
     for row in table.splitlines()[2:]:
         paths += re.findall(r"`(/[^`]+)`", row.split("|")[1])
-    assert paths, "README install table is empty"
+    assert paths, "the install table is empty"
     return paths
 
 
@@ -51,13 +52,13 @@ def sql_files():
     return sorted(os.path.basename(p) for p in glob.glob(os.path.join(harness.SRC, "sql", "*.sql")))
 
 
-def test_install_puts_every_file_where_the_readme_says(ctx):
+def test_install_puts_every_file_where_the_install_docs_say(ctx):
     root = install(ctx)
     listed = readme_install_table()
     for must in ["/usr/sbin/payremindd", "/usr/bin/payremindctl", "/usr/lib/systemd/system/payremindd.service",
-                 "/etc/payremind/payremind.conf", "/usr/share/payremind/sql/",
+                 "/etc/payremind/payremind.conf", "/usr/share/payremind/sql/", "/usr/share/payremind/deploy/",
                  "/usr/share/man/man8/payremindd.8", "/usr/share/man/man1/payremindctl.1"]:
-        assert must in listed, f"README install table does not list {must}"
+        assert must in listed, f"the install table does not list {must}"
     got = installed_files(root)
     covered = set()
     for path in listed:
@@ -66,9 +67,9 @@ def test_install_puts_every_file_where_the_readme_says(ctx):
             assert inside, f"{path} is empty or missing"
             covered |= inside
         else:
-            assert path in got, f"{path} (README) was not installed; installed: {sorted(got)}"
+            assert path in got, f"{path} (the install table) was not installed; installed: {sorted(got)}"
             covered.add(path)
-    assert got == covered, f"installed but not in the README: {sorted(got - covered)}"
+    assert got == covered, f"installed but not in the install table: {sorted(got - covered)}"
     for exe in ["/usr/sbin/payremindd", "/usr/bin/payremindctl"]:
         assert os.stat(root + exe).st_mode & stat.S_IXOTH, exe
     # The copies are the sources: every migration, the example config (world-readable: no secret in it).
