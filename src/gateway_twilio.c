@@ -102,11 +102,12 @@ twilio_build(
 	return 0;
 }
 
-/* The status rule of Twilio's API: a 5xx may come after the message was created. */
+/* The status rule of Twilio's API: a 5xx may come after the message was created, but a 503 says the
+ * service is unavailable: nothing was taken, retried like everywhere else. */
 static enum gw_outcome
 twilio_status(long status)
 {
-	if (status >= 500 && status <= 599)
+	if (status >= 500 && status <= 599 && status != 503)
 		return GW_AMBIGUOUS;
 	if (status >= 400 && status <= 499 && status != 401 && status != 408 && status != 429)
 		return GW_PERMFAIL;

@@ -159,18 +159,20 @@ def test_authentication_failure_pauses_sending_and_fails_nothing(ctx):
         assert reminder(db, msisdn, "state", "attempts") == ("sent", 1)
 
 
-def test_rate_limited_429_waits_for_retry_after_then_is_sent(ctx):
+def test_rate_limited_429_and_unavailable_503_wait_then_are_sent(ctx):
     db = ctx.db
     fake, conf = twilio(ctx)
-    slow, plain = "+15145550041", "+15145550042"
+    slow, plain, busy = "+15145550041", "+15145550042", "+15145550043"
     fake.on(slow, status=429, code=20429, retry_after=30, times=1)
     fake.on(plain, status=429, code=20429, times=1)
+    fake.on(busy, status=503, times=1)  # Twilio is down: nothing was created, it is retried (never unknown)
     db.add_due("R-slow", slow)
     db.add_due("R-plain", plain)
+    db.add_due("R-busy", busy)
     s = summary(run_once(conf))
-    assert s["retried"] == 2 and s["sent"] == 0, s
+    assert s["retried"] == 3 and s["sent"] == 0 and s["unknown"] == 0, s
     # The wait counts from the refused request: Retry-After is a floor; without it, the backoff (base 1 s).
-    for msisdn, low, high in ((slow, 29.99, 40), (plain, 0.4, 10)):
+    for msisdn, low, high in ((slow, 29.99, 40), (plain, 0.4, 10), (busy, 0.4, 10)):
         [req] = fake.requests(msisdn)
         state, attempts, nxt, due_nxt = reminder(
             db, msisdn, "state", "attempts", "extract(epoch FROM next_attempt_at)::float8",
@@ -180,11 +182,11 @@ def test_rate_limited_429_waits_for_retry_after_then_is_sent(ctx):
     # A run before Retry-After has passed leaves that one alone.
     run_once(conf)
     assert len(fake.requests(slow)) == 1
-    for msisdn in (slow, plain):
+    for msisdn in (slow, plain, busy):
         make_due_now(db, msisdn)
     run_once(conf)
-    for msisdn in (slow, plain):
-        assert [r["status"] for r in fake.requests(msisdn)] == [429, 201]
+    for msisdn, first in ((slow, 429), (plain, 429), (busy, 503)):
+        assert [r["status"] for r in fake.requests(msisdn)] == [first, 201]
         [msg] = fake.created(msisdn)
         assert reminder(db, msisdn, "state", "attempts", "gateway_message_id") == ("sent", 2, msg["sid"])
 
@@ -194,7 +196,7 @@ def test_server_errors_and_timeouts_are_unknown_and_never_resent(ctx):
     fake, conf = twilio(ctx, timeout_ms=1000)
     cases = [
         ("+15145550051", dict(status=500, created=True), "twilio 20500"),
-        ("+15145550052", dict(status=503), "twilio 20503"),
+        ("+15145550052", dict(status=502), "twilio 20500"),
         ("+15145550053", dict(delay=2.5), ""),
     ]
     for i, (msisdn, rule, _) in enumerate(cases):

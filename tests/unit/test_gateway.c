@@ -637,7 +637,7 @@ test_twilio_answers_are_classified_on_error_code_then_status(void **state)
 		{ 500, "{\"code\":20500,\"message\":\"Internal Server Error\"}", NULL, GW_AMBIGUOUS, "",
 		    "twilio 20500: Internal Server Error", 0, 0 },
 		{ 502, "<html>Bad Gateway</html>", NULL, GW_AMBIGUOUS, "", "twilio http 502", 0, 0 },
-		{ 503, NULL, NULL, GW_AMBIGUOUS, "", "twilio http 503", 0, 0 },
+		{ 503, NULL, NULL, GW_TEMPFAIL, "", "twilio http 503", 0, 0 },
 	};
 
 	(void)state;
