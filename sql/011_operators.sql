@@ -110,3 +110,27 @@ ALTER TABLE payremind.instances
 ALTER TABLE payremind.batch_requests RENAME COLUMN skipped TO rows_skipped;
 ALTER TABLE payremind.batch_requests RENAME COLUMN cancelled TO rows_closed;
 ALTER TABLE payremind.batch_requests ADD COLUMN account_ref text;  -- batch --account: the rows woken
+
+-- A due row the portal reported paid has nothing left to pay, as on the payment page: the portal's
+-- token functions treat it like a settled one (no row), so a link cannot be paid twice.
+CREATE OR REPLACE FUNCTION payremind.token_peek(token text)
+RETURNS TABLE (account_ref text, amount_cents bigint, currency text, due_date date, expires_at timestamptz)
+LANGUAGE sql STABLE AS $$
+	SELECT d.account_ref, d.amount_cents, d.currency, d.due_date, t.expires_at
+	  FROM payremind.payment_tokens t
+	  JOIN payremind.reminders r ON r.id = t.reminder_id
+	  JOIN payremind.due_accounts d ON d.id = r.due_account_id
+	 WHERE t.token_hash = sha256(convert_to(token, 'UTF8'))
+	   AND t.redeemed_at IS NULL AND t.expires_at > now() AND d.settled_at IS NULL AND d.paid_at IS NULL
+$$;
+
+CREATE OR REPLACE FUNCTION payremind.token_redeem(token text)
+RETURNS TABLE (account_ref text, amount_cents bigint, currency text, due_date date, expires_at timestamptz)
+LANGUAGE sql VOLATILE AS $$
+	UPDATE payremind.payment_tokens t SET redeemed_at = now()
+	  FROM payremind.reminders r, payremind.due_accounts d
+	 WHERE t.token_hash = sha256(convert_to(token, 'UTF8'))
+	   AND r.id = t.reminder_id AND d.id = r.due_account_id
+	   AND t.redeemed_at IS NULL AND t.expires_at > now() AND d.settled_at IS NULL AND d.paid_at IS NULL
+	RETURNING d.account_ref, d.amount_cents, d.currency, d.due_date, t.expires_at
+$$;

@@ -298,17 +298,23 @@ def test_token_peek_does_not_consume_and_redeem_works_once_under_20_racers(ctx):
     assert db.q("SELECT * FROM payremind.token_redeem('not-a-token')") == []
 
 
-def test_token_expired_or_settled_gives_no_row(ctx):
+def test_token_expired_settled_or_paid_gives_no_row(ctx):
     gw = ctx.sandbox()
     db = ctx.db
     a = db.add_due("J-1", "+15145550071")
     db.add_due("J-2", "+15145550072")
+    c = db.add_due("J-3", "+15145550073")
     conf = write_conf(ctx.tmp, db, gw.url)
     run_once(conf)
     toks = {r["to"]: LINK_RE.search(r["text"]).group(1) for r in gw.accepted()}
     db.q("UPDATE payremind.due_accounts SET settled_at = now() WHERE id = %s", a)
     assert db.q("SELECT * FROM payremind.token_peek(%s)", toks["+15145550071"]) == []
     assert db.q("SELECT * FROM payremind.token_redeem(%s)", toks["+15145550071"]) == []
+    # The portal reported the row paid (billing has not settled it yet): nothing to pay twice.
+    assert len(db.q("SELECT * FROM payremind.token_peek(%s)", toks["+15145550073"])) == 1
+    db.q("UPDATE payremind.due_accounts SET paid_at = now() WHERE id = %s", c)
+    assert db.q("SELECT * FROM payremind.token_peek(%s)", toks["+15145550073"]) == []
+    assert db.q("SELECT * FROM payremind.token_redeem(%s)", toks["+15145550073"]) == []
     db.q("UPDATE payremind.payment_tokens SET expires_at = now() - interval '1 s'")
     assert db.q("SELECT * FROM payremind.token_redeem(%s)", toks["+15145550072"]) == []
 
