@@ -59,6 +59,25 @@ usage(FILE *fp)
 	fprintf(fp, "usage: payremindd [-c FILE] [--once] [-n|--check-config] [-V|--version] [-h|--help]\n");
 }
 
+static void
+help(void)
+{
+	usage(stdout);
+	printf(
+	    "Send the SMS payment reminders that are due, receive replies and delivery reports, serve the\n"
+	    "payment page. Runs under systemd (Type=notify); payremindctl steers it through the database.\n"
+	    "  -c, --config FILE     the configuration (default $PAYREMIND_CONFIG, then "
+	    "/etc/payremind/payremind.conf)\n"
+	    "      --once            one batch in-process, without the listener: send what is due now, wait\n"
+	    "                        for the answers, print the figures and exit 0 (obeys payremindctl pause)\n"
+	    "  -n, --check-config    print `configuration OK`, or every error as FILE:LINE: message (exit 78)\n"
+	    "  -V, --version         print the version\n"
+	    "  -h, --help            this help\n"
+	    "Logs go to stderr with journald priorities: one line at start-up, one per delivery attempt;\n"
+	    "PAYREMIND_DEBUG=1 adds the effective configuration and the scheduler's decisions.\n"
+	    "Exit codes: 0 ok, 64 usage, 69 database or listener unavailable, 78 configuration error.\n");
+}
+
 static const char *
 default_conf_path(void)
 {
@@ -411,7 +430,7 @@ parse_args(int argc, char **argv, struct daemon *d, int *check)
 			printf("payremindd %s\n", PAYREMIND_VERSION);
 			exit(0);
 		case 'h':
-			usage(stdout);
+			help();
 			exit(0);
 		default:
 			usage(stderr);

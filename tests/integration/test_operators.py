@@ -393,6 +393,25 @@ def test_the_daemon_logs_one_start_up_line_at_info(ctx):
     assert "config: " in p.stderr and "templates.fr: " in p.stderr, p.stderr
 
 
+def test_every_flag_of_every_command_is_described_by_its_help(ctx):
+    conf = write_conf(ctx.tmp, ctx.db, "http://127.0.0.1:9/sms")
+    commands = ("migrate", "batch", "status", "optout", "pause", "resume", "history", "reminders", "resolve",
+                "inbound", "report")
+    usage = ctl(conf, "--help").stdout
+    for cmd in commands:
+        assert re.search(rf"(\] |\| ){cmd}\b", usage), (cmd, usage)
+    for cmd in commands:
+        p = ctl(conf, cmd, "--help")
+        assert p.returncode == 0, (cmd, p.stderr)
+        usage, _, body = p.stdout.partition("\n")
+        for flag in set(re.findall(r"--[a-z-]+", usage)):
+            assert re.search(rf"^\s+{flag}\b", body, re.M), f"{cmd} --help does not describe {flag}:\n{p.stdout}"
+    p = subprocess.run(daemon_cmd(conf, "--help"), capture_output=True, text=True)
+    usage, _, body = p.stdout.partition("\n")
+    for flag in re.findall(r"--[a-z-]+", usage):
+        assert re.search(rf"^\s+(-\w, )?{flag}\b", body, re.M), f"payremindd --help does not describe {flag}"
+
+
 def test_prometheus_rules_pass_promtool_and_name_only_real_metrics(ctx):
     rules = os.path.join(harness.SRC, "deploy", "prometheus", "payremind-rules.yml")
     promtool = shutil.which("promtool")
