@@ -17,6 +17,10 @@
 
 #include "ctl.h"
 
+/* Every reminder state, in the order of its life. */
+const char *const ctl_states[CTL_NSTATES] = { "queued", "sending", "sent", "delivered", "failed", "expired",
+	"cancelled", "unknown" };
+
 /* A usage error: the reason, then the command's usage line; returns 64. */
 int
 ctl_usage_error(const char *cmd, const char *fmt, ...)

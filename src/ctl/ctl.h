@@ -26,6 +26,9 @@
 /* A timestamp as ISO 8601 with the session's offset (UTC for --json). */
 #define CTL_TS(x) "to_char(" x ", 'YYYY-MM-DD\"T\"HH24:MI:SSTZH:TZM')"
 
+#define CTL_NSTATES 8
+extern const char *const ctl_states[CTL_NSTATES];
+
 struct ctl {
 	const char *conf_path;
 	struct conf *conf;

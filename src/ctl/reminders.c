@@ -16,9 +16,6 @@
 #define REMINDERS_LIMIT_DEFAULT 50
 #define REMINDERS_LIMIT_MAX 100000
 
-static const char *const reminders_states[] = { "queued", "sending", "sent", "delivered", "failed", "expired",
-	"cancelled", "unknown" };
-
 /* $1 states (NULL: all), $2 created since, $3 limit; newest first. */
 static const char reminders_sql[] =
     "SELECT r.id, d.account_ref, r.step, r.state, r.attempts, r.last_error, " CTL_TS(
@@ -42,10 +39,10 @@ reminders_states_arg(const char *arg, char *out, size_t len)
 	snprintf(buf, sizeof(buf), "%s", arg);
 	used += (size_t)snprintf(out + used, len - used, "{");
 	for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-		for (k = 0; k < sizeof(reminders_states) / sizeof(reminders_states[0]); k++)
-			if (strcmp(tok, reminders_states[k]) == 0)
+		for (k = 0; k < CTL_NSTATES; k++)
+			if (strcmp(tok, ctl_states[k]) == 0)
 				break;
-		if (k == sizeof(reminders_states) / sizeof(reminders_states[0]))
+		if (k == CTL_NSTATES)
 			return ctl_usage_error("reminders",
 			    "--state %s: not a reminder state (queued, sending, sent, delivered, failed, expired, "
 			    "cancelled, unknown)",

@@ -8,9 +8,6 @@
 
 #include "ctl.h"
 
-static const char *const ctl_states[] = { "queued", "sending", "sent", "delivered", "failed", "expired",
-	"cancelled", "unknown" };
-
 static const char status_sql_states[] = "SELECT state, count(*) FROM payremind.reminders GROUP BY state";
 
 static const char status_sql_oldest[] = "SELECT r.id, d.account_ref, r.step, r.attempts, " CTL_TS(
@@ -60,7 +57,7 @@ status_states(const PGresult *res)
 	size_t k;
 	int i;
 
-	for (k = 0; k < sizeof(ctl_states) / sizeof(ctl_states[0]); k++)
+	for (k = 0; k < CTL_NSTATES; k++)
 		json_object_set_new(o, ctl_states[k], json_integer(0));
 	for (i = 0; i < PQntuples(res); i++)
 		json_object_set_new(o, PQgetvalue(res, i, 0), json_integer(ctl_int(res, i, 1)));
