@@ -136,12 +136,28 @@ def test_retention_works_in_small_batches(ctx):
     db.q("""INSERT INTO payremind.inbound_messages (gateway, gateway_id, msisdn, short_code, text, action, received_at)
             SELECT 'json', 'm' || g, '+15145556003', '27022', 'x', 'none', now() - interval '400 days'
               FROM generate_series(1, 2500) g""")
+    # The history operators read (sql/011): retried attempts, opt-outs and opt-ins, operators' actions about
+    # a person, all 400 days old. The event behind a standing opt-out stays as long as the opt-out.
+    old = "now() - interval '400 days'"
+    db.q(f"""INSERT INTO payremind.attempts (reminder_id, attempt, ended_at, error)
+             VALUES (gen_random_uuid(), 1, {old}, 'http 503')""")
+    db.q(f"INSERT INTO payremind.opt_outs (msisdn, source, created_at) VALUES ('+15145556004', 'keyword', {old})")
+    db.q(f"""INSERT INTO payremind.opt_out_events (msisdn, event, source, at)
+             VALUES ('+15145556005', 'opt_out', 'keyword', {old}), ('+15145556005', 'opt_in', NULL, {old})""")
+    db.q(f"""INSERT INTO payremind.operator_actions (at, actor, action, msisdn) VALUES ({old}, 'ops', 'opt_in',
+             '+15145556005'), ({old}, 'ops', 'pause', NULL)""")
     conf = write_conf(ctx.tmp, db, gw.url)
     p = run_once(conf)
     assert "inbound=2500" in p.stderr, p.stderr
     assert db.one("SELECT count(*) FROM payremind.inbound_messages") == 0
+    assert re.search(r"attempts=1 opt_out_events=2 operator_actions=1 ", p.stderr), p.stderr
+    assert db.q("SELECT msisdn, event FROM payremind.opt_out_events") == [("+15145556004", "opt_out")]
+    assert db.q("SELECT action FROM payremind.operator_actions") == [("pause",)]  # nobody's data
+    assert db.one("SELECT count(*) FROM payremind.attempts") == 0
     # Statements of at most 1000 rows each: three for the inbound texts, one for each other kind.
-    assert "in 9 statements" in p.stderr, p.stderr
+    line = [ln for ln in p.stderr.splitlines() if "retention: purged" in ln][0]
+    kinds = re.findall(r" (\w+)=\d+", line)
+    assert len(kinds) == 10 and f"in {3 + len(kinds) - 1} statements" in line, line
 
 
 harness.main(globals())
