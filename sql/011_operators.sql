@@ -23,7 +23,8 @@ CREATE TABLE payremind.operator_actions (
 	reminder_id uuid,
 	msisdn      text,
 	account_ref text,
-	detail      text,  -- resolve: sent | failed | retry; pause: what was already paused
+	detail      text,  -- resolve: sent | failed | retry; resume: since when and by whom it was paused;
+	                   -- opt_in: the source of the opt-out removed
 	reason      text
 );
 CREATE INDEX operator_actions_reminder_id_idx ON payremind.operator_actions (reminder_id)
@@ -39,6 +40,7 @@ CREATE TABLE payremind.attempts (
 	reminder_id     uuid NOT NULL,
 	attempt         integer NOT NULL,
 	ended_at        timestamptz NOT NULL DEFAULT now(),
+	outcome         text NOT NULL DEFAULT 'retry' CONSTRAINT attempts_outcome_check CHECK (outcome IN ('retry', 'unknown')),
 	error           text,
 	next_attempt_at timestamptz,
 	CONSTRAINT attempts_pkey PRIMARY KEY (reminder_id, attempt)
@@ -48,15 +50,17 @@ CREATE INDEX attempts_ended_at_idx ON payremind.attempts (ended_at);
 CREATE FUNCTION payremind.reminders_attempt() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-	INSERT INTO payremind.attempts (reminder_id, attempt, error, next_attempt_at)
-	VALUES (NEW.id, OLD.attempts, NEW.last_error, NEW.next_attempt_at)
+	INSERT INTO payremind.attempts (reminder_id, attempt, outcome, error, next_attempt_at)
+	VALUES (NEW.id, OLD.attempts, CASE WHEN OLD.state = 'unknown' THEN 'unknown' ELSE 'retry' END, NEW.last_error,
+	        NEW.next_attempt_at)
 	ON CONFLICT (reminder_id, attempt) DO NOTHING;
 	RETURN NULL;
 END $$;
 
--- sending -> queued with the attempt kept is a retry; one handed back unsent (attempts - 1) is not.
+-- sending -> queued with the attempt kept is a retry (one handed back unsent, attempts - 1, is not);
+-- unknown -> queued is an operator's `resolve --as retry`: the unknown attempt is kept too.
 CREATE TRIGGER reminders_attempt AFTER UPDATE OF state ON payremind.reminders FOR EACH ROW
-	WHEN (OLD.state = 'sending' AND NEW.state = 'queued' AND NEW.attempts = OLD.attempts)
+	WHEN (OLD.state IN ('sending', 'unknown') AND NEW.state = 'queued' AND NEW.attempts = OLD.attempts)
 	EXECUTE FUNCTION payremind.reminders_attempt();
 
 -- Billing deleting due rows deletes their reminders, tokens and attempts.

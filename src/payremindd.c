@@ -561,9 +561,10 @@ int
 main(int argc, char **argv)
 {
 	struct daemon d = { 0 };
+	const char *debug = getenv("PAYREMIND_DEBUG");
 	int check = 0;
 
-	log_init("payremindd", getenv("PAYREMIND_DEBUG") != NULL);
+	log_init("payremindd", debug != NULL && *debug != '\0' && strcmp(debug, "0") != 0);
 	d.conf_path = default_conf_path();
 	parse_args(argc, argv, &d, &check);
 	d.conf = load_conf(d.conf_path, check);

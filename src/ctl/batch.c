@@ -455,10 +455,6 @@ static const char batch_sql_request[] =
     "          AND (lease_until IS NULL OR lease_until < now()) RETURNING 1)"
     " SELECT id, pg_notify('payremind_batch', id::text), (SELECT count(*) FROM w) FROM r";
 
-static const char batch_sql_live[] =
-    "SELECT count(*) FROM payremind.instances"
-    " WHERE stopped_at IS NULL AND heartbeat_at > now() - interval '" CTL_LIVE_S " seconds'";
-
 /* What became of the account's due rows in this batch: each row's step reminder touched since the request. */
 static const char batch_sql_account[] =
     "SELECT d.id, d.due_date, r.step, r.state, r.last_error"
@@ -600,18 +596,13 @@ batch_account_report(struct ctl *ctl, const char *account, const char *id)
 static int
 batch_daemons_live(struct ctl *ctl, int *rc)
 {
-	PGresult *res = ctl_exec(ctl, batch_sql_live, 0, NULL, rc);
-	int live;
+	int live = ctl_live_daemons(ctl, rc);
 
-	if (res == NULL)
-		return -1;
-	live = ctl_int(res, 0, 0) > 0;
-	PQclear(res);
-	if (!live)
+	if (live == 0)
 		fprintf(stderr,
 		    "payremindctl batch: no payremindd is running (no heartbeat in the last " CTL_LIVE_S
 		    " s): start it, or run payremindd --once for one batch in-process\n");
-	return live;
+	return live > 0 ? 1 : live;
 }
 
 int

@@ -244,11 +244,44 @@ ctl_account_known(struct ctl *ctl, const char *account_ref, int *rc)
 	return known;
 }
 
+/* How many daemons are live (a heartbeat within CTL_LIVE_S seconds), or -1 on error (*rc set). */
+int
+ctl_live_daemons(struct ctl *ctl, int *rc)
+{
+	PGresult *res = ctl_exec(ctl,
+	    "SELECT count(*) FROM payremind.instances"
+	    " WHERE stopped_at IS NULL AND heartbeat_at > now() - interval '" CTL_LIVE_S " seconds'",
+	    0, NULL, rc);
+	int n;
+
+	if (res == NULL)
+		return -1;
+	n = (int)ctl_int(res, 0, 0);
+	PQclear(res);
+	return n;
+}
+
 /* A text column as a JSON string, or null for SQL NULL. */
 json_t *
 ctl_json_text(const PGresult *res, int row, int col)
 {
 	return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
+}
+
+/* --since as epoch seconds in out (a DATE is local midnight in the session's time zone, read before any
+ * switch to UTC for --json). 0, or the exit code once reported. */
+int
+ctl_since_epoch(struct ctl *ctl, const char *since, char *out, size_t len)
+{
+	const char *v[1] = { since };
+	PGresult *res;
+	int rc = 0;
+
+	if ((res = ctl_exec(ctl, "SELECT extract(epoch FROM $1::timestamptz)", 1, v, &rc)) == NULL)
+		return rc;
+	snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
 }
 
 /* A YYYY-MM-DD (or ISO 8601 with an offset) --since value: 0, or 64 with the reason. */

@@ -61,9 +61,11 @@ json_t *ctl_json_text(const PGresult *res, int row, int col);
 const char *ctl_actor(void);
 int ctl_check_reason(const char *cmd, const char *reason);
 int ctl_check_since(const char *cmd, const char *since);
+int ctl_since_epoch(struct ctl *ctl, const char *since, char *out, size_t len);
 int ctl_record_action(struct ctl *ctl, const char *action, const char *reminder_id, const char *msisdn,
     const char *account_ref, const char *detail, const char *reason);
 int ctl_account_known(struct ctl *ctl, const char *account_ref, int *rc);
+int ctl_live_daemons(struct ctl *ctl, int *rc);
 
 /* The sub-commands (argv[0] is the sub-command's name): 0, or the exit code. */
 int ctl_cmd_migrate(struct ctl *ctl, int argc, char **argv);

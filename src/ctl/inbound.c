@@ -13,7 +13,8 @@
 
 /* Texts since $1 (default 30 days), with the accounts of the number and whether it is opted out. */
 static const char inbound_sql[] =
-    "WITH s AS (SELECT coalesce($1::timestamptz, now() - interval '" INBOUND_DEFAULT_DAYS " days') AS since),"
+    "WITH s AS (SELECT coalesce(to_timestamp($1::float8), now() - interval '" INBOUND_DEFAULT_DAYS
+    " days') AS since),"
     " i AS (SELECT m.id, m.received_at, m.msisdn, m.short_code, m.text, m.gateway"
     "        FROM payremind.inbound_messages m, s"
     "       WHERE m.action = 'none' AND m.received_at >= s.since ORDER BY m.received_at DESC, m.id"
@@ -103,14 +104,15 @@ ctl_cmd_inbound(struct ctl *ctl, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *v[1] = { NULL };
+	const char *v[1] = { NULL }, *since = NULL;
+	char epoch[64];
 	int ch, json = 0, rc = 0;
 	PGresult *res;
 
 	ctl_getopt_reset();
 	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		if (ch == 'S')
-			v[0] = optarg;
+			since = optarg;
 		else if (ch == 'j')
 			json = 1;
 		else if (ch == 'h')
@@ -120,9 +122,12 @@ ctl_cmd_inbound(struct ctl *ctl, int argc, char **argv)
 	}
 	if (optind < argc)
 		return ctl_usage_error("inbound", "unexpected argument %s", argv[optind]);
-	if ((rc = ctl_check_since("inbound", v[0])) != 0)
+	if ((rc = ctl_check_since("inbound", since)) != 0)
 		return rc;
 	ctl_connect(ctl);
+	if (since != NULL && (rc = ctl_since_epoch(ctl, since, epoch, sizeof(epoch))) != 0)
+		return rc;
+	v[0] = since != NULL ? epoch : NULL;
 	if (json && (rc = ctl_run(ctl, "SET TIME ZONE 'UTC'")) != 0)
 		return rc;
 	if ((res = ctl_exec(ctl, inbound_sql, 1, v, &rc)) == NULL)
@@ -130,7 +135,7 @@ ctl_cmd_inbound(struct ctl *ctl, int argc, char **argv)
 	if (json)
 		inbound_print_json(res);
 	else
-		inbound_print(res, v[0]);
+		inbound_print(res, since);
 	PQclear(res);
 	return 0;
 }

@@ -51,6 +51,18 @@ pause_parse(const char *cmd, int argc, char **argv, const char **reason, int *do
 	return ctl_check_reason(cmd, *reason);
 }
 
+/* The daemons read the pause when they run: say so when none does now. 0, or the exit code. */
+static int
+pause_no_daemon(struct ctl *ctl)
+{
+	int rc = 0, live = ctl_live_daemons(ctl, &rc);
+
+	if (live == 0)
+		printf(
+		    "(no payremindd is running now: each obeys this as it starts, payremindd --once too)\n");
+	return live < 0 ? rc : 0;
+}
+
 int
 ctl_cmd_pause(struct ctl *ctl, int argc, char **argv)
 {
@@ -80,7 +92,7 @@ ctl_cmd_pause(struct ctl *ctl, int argc, char **argv)
 		    PQgetisnull(res, 0, 3) ? "" : PQgetvalue(res, 0, 3));
 	}
 	PQclear(res);
-	return rc;
+	return rc != 0 ? rc : pause_no_daemon(ctl);
 }
 
 int
@@ -109,5 +121,5 @@ ctl_cmd_resume(struct ctl *ctl, int argc, char **argv)
 		printf("sending was not paused: nothing changed\n");
 	}
 	PQclear(res);
-	return rc;
+	return rc != 0 ? rc : pause_no_daemon(ctl);
 }

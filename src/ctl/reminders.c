@@ -24,7 +24,7 @@ static const char reminders_sql[] =
                             "r.sent_at") ", r.short_code"
                                          " FROM payremind.reminders r JOIN payremind.due_accounts d ON d.id = r.due_account_id"
                                          " WHERE ($1::text[] IS NULL OR r.state = ANY ($1::text[]))"
-                                         "   AND ($2::timestamptz IS NULL OR r.created_at >= $2::timestamptz)"
+                                         "   AND ($2::float8 IS NULL OR r.created_at >= to_timestamp($2::float8))"
                                          " ORDER BY r.created_at DESC, r.id LIMIT $3::int";
 
 /* "failed,unknown" -> "{failed,unknown}" after checking each name. 0, or 64 with the reason. */
@@ -100,7 +100,7 @@ ctl_cmd_reminders(struct ctl *ctl, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char states[300], limit_s[16], *end;
+	char states[300], limit_s[16], since[64], *end;
 	const char *v[3] = { NULL, NULL, limit_s };
 	long limit = REMINDERS_LIMIT_DEFAULT;
 	int ch, json = 0, rc = 0;
@@ -138,6 +138,10 @@ ctl_cmd_reminders(struct ctl *ctl, int argc, char **argv)
 		return rc;
 	snprintf(limit_s, sizeof(limit_s), "%ld", limit);
 	ctl_connect(ctl);
+	if (v[1] != NULL && (rc = ctl_since_epoch(ctl, v[1], since, sizeof(since))) != 0)
+		return rc;
+	if (v[1] != NULL)
+		v[1] = since;
 	if (json && (rc = ctl_run(ctl, "SET TIME ZONE 'UTC'")) != 0)
 		return rc;
 	if ((res = ctl_exec(ctl, reminders_sql, 3, v, &rc)) == NULL)

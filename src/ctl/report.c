@@ -41,7 +41,10 @@ static const char report_sql[] =
     "                                 WHERE p.reminder_id = r.id AND p.status = 'paid')),"
     "  count(*) FILTER (WHERE EXISTS (SELECT 1 FROM payremind.opt_outs o"
     "                                 WHERE o.msisdn = r.msisdn AND o.created_at >= r.sent_at))"
-    "   FROM r LEFT JOIN payremind.payment_tokens t ON t.reminder_id = r.id"
+    /* a reminder retried by an operator has a second token: each reminder counts once */
+    "   FROM r LEFT JOIN LATERAL (SELECT min(x.first_opened_at) AS first_opened_at,"
+    "                                   min(x.redeemed_at) AS redeemed_at"
+    "                              FROM payremind.payment_tokens x WHERE x.reminder_id = r.id) t ON true"
     "  GROUP BY 1 ORDER BY CASE WHEN $3 = 'step' THEN min(r.step) END, 1";
 
 /* The groups of one report query, or NULL once the error is reported (*rc set). */

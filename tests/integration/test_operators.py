@@ -275,7 +275,8 @@ def test_history_of_an_account_shows_every_kind_of_event_in_time_order(ctx):
     assert {e["kind"] for e in json.loads(p.stdout)["events"]} >= {"inbound", "reply", "opt_out", "payment"}
     # Unknown account or number: 65.
     assert ctl(conf, "history", "--account", "NOPE").returncode == 65
-    assert ctl(conf, "history", "--msisdn", "+15146309999").returncode == 65
+    p = ctl(conf, "history", "--msisdn", "+15146309999")
+    assert p.returncode == 65 and p.stdout == "" and "nothing is recorded" in p.stderr, p
     # inbound lists the text that was no keyword, with the number's account, made harmless.
     p = ctl(conf, "inbound")
     assert p.returncode == 0 and "Je paie vendredi, merci\\x1b[2J" in p.stdout and "H-1" in p.stdout, p.stdout
@@ -295,6 +296,8 @@ def unknown_reminder(db, ref, msisdn):
                         attempts, sent_at, last_error)
                     VALUES (%s, 0, %s, '27022', 'fr', 'unknown', 1, now(), 'timeout after the request was sent')
                     RETURNING id::text""", did, msisdn)
+    db.q("""INSERT INTO payremind.payment_tokens (token_hash, reminder_id, expires_at)
+            VALUES (sha256(convert_to(%s, 'UTF8')), %s, now() + interval '7 days')""", "t" * 21 + msisdn[-1], rid)
     db.q("UPDATE payremind.due_accounts SET next_step = 1, next_at = now() + interval '6 days' WHERE id = %s", did)
     return did, rid
 
@@ -315,6 +318,13 @@ def test_reminders_lists_and_resolve_decides_only_unknown_ones(ctx):
     assert "3 reminders, newest first" in ctl(conf, "reminders", "--state", "failed,unknown").stdout
     assert len(json.loads(ctl(conf, "reminders", "--limit", "2", "--json").stdout)) == 2
     assert json.loads(ctl(conf, "reminders", "--since", "2099-01-01", "--json").stdout) == []
+    # A date is local midnight of the session's time zone, with and without --json (UTC output).
+    env = dict(os.environ, PGTZ="Pacific/Kiritimati")  # UTC+14: its today began before UTC's
+    today = db.one("SELECT (now() AT TIME ZONE 'Pacific/Kiritimati')::date::text")
+    cmd = [os.path.join(harness.BIN, "payremindctl"), "-c", conf, "reminders", "--since", today]
+    text = subprocess.run(cmd, capture_output=True, text=True, env=env).stdout
+    rows = json.loads(subprocess.run(cmd + ["--json"], capture_output=True, text=True, env=env).stdout)
+    assert len(rows) == 3 and all(r["id"] in text for r in rows), (text, rows)
     # sent and failed close it; the decision is recorded with who and why.
     p = ctl(conf, "resolve", sent_one, "--as", "sent", "--reason", "Kannel's log shows it delivered")
     assert p.returncode == 0, p.stderr
@@ -343,6 +353,13 @@ def test_reminders_lists_and_resolve_decides_only_unknown_ones(ctx):
                   "sha256(convert_to(%s, 'UTF8'))", retry_one, link) == 1
     harness.run_once(conf)
     assert len(gw.accepted()) == 1  # once
+    # The history keeps the attempt that ended unknown; the report counts the retried reminder once
+    # although it has two links.
+    h = json.loads(ctl(conf, "history", "--account", "R-3", "--json").stdout)
+    attempts = [(e["attempt"], e["outcome"]) for e in h["events"] if e["kind"] == "attempt"]
+    assert attempts == [(1, "unknown"), (2, "sent")], h["events"]
+    (group,) = json.loads(ctl(conf, "report", "--by", "step", "--json").stdout)
+    assert (group["sent"], group["failed"], group["unknown"]) == (2, 1, 0), group
 
 
 def test_batch_for_one_account_runs_now_and_says_what_became_of_it(ctx):
