@@ -826,6 +826,10 @@ sched_dispatch(struct sched *s)
 
 	while (
 	    s->nready > 0 && http_in_flight(s->http) + s->nmarking + c->n < s->conf->gateway.max_in_flight) {
+		if (s->paused && s->ready_head->kind == JOB_REMINDER) { /* made ready as the pause came */
+			sched_unsend(s, sched_ready_pop(s), loop_wall_s());
+			continue;
+		}
 		now_ms = loop_now_ms();
 		if ((wait = breaker_allow(&s->breaker, now_ms)) != 0) {
 			if (wait > SCHED_HOLD_KEEP_MS)
@@ -839,10 +843,6 @@ sched_dispatch(struct sched *s)
 			breaker_cancel(&s->breaker);
 			loop_timer_set(s->pace, (wait + 999) / 1000);
 			break;
-		}
-		if (s->paused && s->ready_head->kind == JOB_REMINDER) { /* made ready as the pause came */
-			sched_unsend(s, sched_ready_pop(s), loop_wall_s());
-			continue;
 		}
 		c->jobs[c->n++] = sched_ready_pop(s);
 	}
