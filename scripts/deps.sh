@@ -20,6 +20,7 @@ tests=(
 	nginx-light openssl  # test_nginx: the shipped site in front of the listener, a self-signed certificate
 	chromium chromium-driver python3-selenium  # test_browser: the payment page in a real browser
 	prometheus  # promtool check rules on deploy/prometheus/payremind-rules.yml
+	pgbouncer  # test_pooler and the pooled runs: PgBouncer 1.18 in transaction mode
 	wrk  # bench/run --pages: page views per second through the listener
 )
 case "${1:-test}" in

@@ -92,6 +92,19 @@ static const char *const conf_short_codes[] = { "27022", "270282" };
 static const char *const conf_day_names[7] = { "sun", "mon", "tue", "wed", "thu", "fri", "sat" };
 
 /* URLs the daemon hands to libcurl or to phones: plain HTTP(S), with something after the scheme. */
+/* database.pooling: how the daemon reaches PostgreSQL. */
+static int
+conf_check_pooling(const char *value, char *err, size_t errlen)
+{
+	if (strcmp(value, "none") == 0 || strcmp(value, "transaction") == 0)
+		return 0;
+	snprintf(err, errlen,
+	    "\"%s\" is not a pooling mode: \"none\" (a direct connection, or PgBouncer in session mode) or "
+	    "\"transaction\" (PgBouncer pool_mode = transaction)",
+	    value);
+	return -1;
+}
+
 static int
 conf_check_url(const char *value, char *err, size_t errlen)
 {
@@ -270,8 +283,7 @@ conf_check_conninfo(const char *value, char *err, size_t errlen)
  */
 static const struct conf_key conf_keys[] = {
 	K_CONNINFO("database.conninfo", db_conninfo, "host=/run/postgresql dbname=payremind", RESTART),
-	K_BOOL("database.listen", db_listen, 1, RESTART),
-	K_BOOL("database.prepared_statements", db_prepared, 1, RESTART),
+	K_STRING("database.pooling", db_pooling, "none", conf_check_pooling, RESTART),
 	K_SENDER("sender.short_code", short_code, "27022", RELOAD),
 	K_DIALECT("gateway.dialect", gateway.dialect, CONF_DIALECT_JSON, RELOAD),
 	K_STRING("gateway.url", gateway.url, "http://127.0.0.1:9090/sms", conf_check_url, RELOAD),
@@ -1264,6 +1276,8 @@ conf_check_all(struct loader *ld)
 {
 	size_t i;
 
+	ld->conf->db_pooled =
+	    ld->conf->db_pooling != NULL && strcmp(ld->conf->db_pooling, "transaction") == 0;
 	conf_check_pairs(ld);
 	if (!(ld->flags & CONF_NO_SECRETS)) {
 		for (i = 0; i < CONF_NKEYS; i++)

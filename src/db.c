@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 #include "payremind/db.h"
 #include "payremind/log.h"
@@ -27,6 +28,8 @@ struct db {
 	struct loop *loop;
 	char *conninfo;
 	int prepared; /* named prepared statements, else the text of each every time */
+	int pooled;   /* database.pooling = "transaction": no prepared statements, no session settings */
+	int warned;   /* the planner-settings warning was given */
 	PGconn *conn;
 	struct {
 		const char *name;
@@ -55,14 +58,15 @@ static void db_start_next(struct db *db);
 static void db_io(int fd, unsigned events, void *arg);
 
 struct db *
-db_new(struct loop *loop, const char *conninfo, int prepared)
+db_new(struct loop *loop, const char *conninfo, int pooled)
 {
 	struct db *db = calloc(1, sizeof(*db));
 
 	if (db == NULL || (db->conninfo = strdup(conninfo)) == NULL)
 		fatal("db_new");
 	db->loop = loop;
-	db->prepared = prepared;
+	db->pooled = pooled;
+	db->prepared = !pooled;
 	db->retry_ms = DB_RETRY_MIN_MS;
 	return db;
 }
@@ -116,6 +120,44 @@ db_error(const PGresult *res, char *buf, size_t len)
 	return buf;
 }
 
+/* A named prepared statement that already exists (42P05) or has gone (26000): the server connection is
+ * shared with other clients, i.e. a transaction pooler stands in between. Retrying cannot help. */
+static void
+db_check_pooler(const struct db *db, const PGresult *res)
+{
+	const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	char err[256];
+
+	if (!db->prepared || state == NULL || (strcmp(state, "42P05") != 0 && strcmp(state, "26000") != 0))
+		return;
+	log_warnx("database: %s: a connection pooler in transaction mode shares our server connection; set "
+	          "database.pooling = \"transaction\" (docs/operations-install.md)",
+	    db_error(res, err, sizeof(err)));
+	exit(EX_CONFIG);
+}
+
+/* Behind a transaction pooler the settings our statements rely on cannot be per session: check once
+ * that the role carries them, and say how to set them when it does not. */
+static void
+db_check_settings(struct db *db)
+{
+	PGresult *res;
+
+	if (db->warned)
+		return;
+	res = PQexec(db->conn, "SELECT current_setting('enable_seqscan'), current_setting('jit')");
+	if (db_ok(res) &&
+	    (strcmp(PQgetvalue(res, 0, 0), "off") != 0 || strcmp(PQgetvalue(res, 0, 1), "off") != 0)) {
+		log_warnx(
+		    "database.pooling = \"transaction\": enable_seqscan is %s and jit is %s for this role; "
+		    "the daemon's statements are planned for both off: ALTER ROLE <role> IN DATABASE <db> SET "
+		    "enable_seqscan = off; ... SET jit = off (docs/operations-install.md)",
+		    PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+		db->warned = 1;
+	}
+	PQclear(res);
+}
+
 static void
 db_disconnect(struct db *db)
 {
@@ -150,9 +192,11 @@ db_connect(struct db *db, char *err, size_t errlen)
 	 * walks the whole table on every batch: forbid table scans, and plan each statement for its actual
 	 * arrays (a generic plan guesses 10 rows for unnest()). With table scans priced out, JIT would
 	 * compile the occasional scan (rescue, retention) for longer than it runs: no JIT. */
-	res = PQexec(
-	    db->conn, "SET plan_cache_mode = force_custom_plan; SET enable_seqscan = off; SET jit = off");
-	PQclear(res);
+	if (db->pooled)
+		db_check_settings(db);
+	else
+		PQclear(PQexec(db->conn,
+		    "SET plan_cache_mode = force_custom_plan; SET enable_seqscan = off; SET jit = off"));
 	if (db->check_schema && (db->schema_behind = migrate_check(db->conn, err, errlen)) != 0) {
 		db_disconnect(db);
 		return -1;
@@ -164,11 +208,12 @@ db_connect(struct db *db, char *err, size_t errlen)
 		res = PQexec(db->conn, sql);
 		if (!db_ok(res))
 			log_warnx("database: %s failed (batch requests are still polled): %s", sql,
-			    PQresultErrorMessage(res));
+			    db_error(res, err, errlen));
 		PQclear(res);
 	}
 	for (i = 0; db->prepared && i < db->nstmts; i++) {
 		res = PQprepare(db->conn, db->stmts[i].name, db->stmts[i].sql, 0, NULL);
+		db_check_pooler(db, res);
 		if (!db_ok(res)) {
 			snprintf(err, errlen, "prepare %s: %s", db->stmts[i].name, PQresultErrorMessage(res));
 			err[strcspn(err, "\n")] = '\0';
@@ -234,7 +279,12 @@ db_reconnect(void *arg)
 static void
 db_broken(struct db *db)
 {
-	log_warnx("database: connection lost: %s", db->conn ? PQerrorMessage(db->conn) : "");
+	char err[256] = "";
+
+	if (db->conn != NULL)
+		snprintf(err, sizeof(err), "%s", PQerrorMessage(db->conn));
+	err[strcspn(err, "\n")] = '\0';
+	log_warnx("database: connection lost: %s", err);
 	PQclear(db->result);
 	db->result = NULL;
 	db_disconnect(db);
@@ -303,6 +353,7 @@ db_read(struct db *db)
 	db_notifications(db);
 	while (db->running && !PQisBusy(db->conn)) {
 		if ((res = PQgetResult(db->conn)) != NULL) {
+			db_check_pooler(db, res);
 			PQclear(db->result);
 			db->result = res;
 			continue;

@@ -43,6 +43,7 @@ migrate_is_applied(PGconn *conn, int version, char *err, size_t errlen)
 	    params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		snprintf(err, errlen, "schema_migrations: %s", PQresultErrorMessage(res));
+		err[strcspn(err, "\n")] = '\0';
 		rc = -1;
 	} else
 		rc = PQntuples(res) > 0;
@@ -50,44 +51,68 @@ migrate_is_applied(PGconn *conn, int version, char *err, size_t errlen)
 	return rc;
 }
 
-/* One migration in its own transaction, recorded in the same transaction. */
-static int
-migrate_one(PGconn *conn, const struct sql_migration *m, char *err, size_t errlen)
-{
-	char record[256];
+/* Serialises every migrate, through any pooler: a transaction-scoped lock (a session lock would stay with
+ * a pooled server connection), taken first in each transaction below. */
+#define MIGRATE_LOCK "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")"
 
-	snprintf(record, sizeof(record),
-	    "INSERT INTO payremind.schema_migrations (version, name) VALUES (%d, '%s')", m->version, m->name);
-	if (migrate_exec(conn, "BEGIN", m->name, err, errlen) == -1)
+/* The bootstrap under the lock: concurrent CREATE ... IF NOT EXISTS can otherwise collide. */
+static int
+migrate_bootstrap_tx(PGconn *conn, char *err, size_t errlen)
+{
+	if (migrate_exec(conn, "BEGIN", "schema_migrations", err, errlen) == -1)
 		return -1;
-	if (migrate_exec(conn, m->sql, m->name, err, errlen) == -1 ||
-	    migrate_exec(conn, record, m->name, err, errlen) == -1 ||
-	    migrate_exec(conn, "COMMIT", m->name, err, errlen) == -1) {
+	if (migrate_exec(conn, MIGRATE_LOCK, "lock", err, errlen) == -1 ||
+	    migrate_exec(conn, migrate_bootstrap, "schema_migrations", err, errlen) == -1 ||
+	    migrate_exec(conn, "COMMIT", "schema_migrations", err, errlen) == -1) {
 		PQclear(PQexec(conn, "ROLLBACK"));
 		return -1;
 	}
 	return 0;
 }
 
+/* One migration in its own transaction, under the lock, checked again there and recorded in the same
+ * transaction: 1 when applied, 0 when another migrate did it meanwhile, -1 on error. */
+static int
+migrate_one(PGconn *conn, const struct sql_migration *m, char *err, size_t errlen)
+{
+	char record[256];
+	int done;
+
+	snprintf(record, sizeof(record),
+	    "INSERT INTO payremind.schema_migrations (version, name) VALUES (%d, '%s')", m->version, m->name);
+	if (migrate_exec(conn, "BEGIN", m->name, err, errlen) == -1)
+		return -1;
+	if (migrate_exec(conn, MIGRATE_LOCK, "lock", err, errlen) == -1 ||
+	    (done = migrate_is_applied(conn, m->version, err, errlen)) == -1 ||
+	    (!done &&
+	        (migrate_exec(conn, m->sql, m->name, err, errlen) == -1 ||
+	            migrate_exec(conn, record, m->name, err, errlen) == -1)) ||
+	    migrate_exec(conn, "COMMIT", m->name, err, errlen) == -1) {
+		PQclear(PQexec(conn, "ROLLBACK"));
+		return -1;
+	}
+	return !done;
+}
+
 int
 migrate_apply(PGconn *conn, int *applied, char *err, size_t errlen)
 {
 	const struct sql_migration *m;
-	int rc = 0, done;
+	int done, rc;
 
 	*applied = 0;
-	if (migrate_exec(conn, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", "lock", err, errlen) == -1)
+	if (migrate_bootstrap_tx(conn, err, errlen) == -1)
 		return -1;
-	if (migrate_exec(conn, migrate_bootstrap, "schema_migrations", err, errlen) == -1)
-		rc = -1;
-	for (m = sql_migrations; rc == 0 && m->name != NULL; m++) {
+	for (m = sql_migrations; m->name != NULL; m++) {
 		if ((done = migrate_is_applied(conn, m->version, err, errlen)) == -1)
-			rc = -1;
-		else if (!done && (rc = migrate_one(conn, m, err, errlen)) == 0)
-			(*applied)++;
+			return -1;
+		if (done)
+			continue;
+		if ((rc = migrate_one(conn, m, err, errlen)) == -1)
+			return -1;
+		*applied += rc;
 	}
-	PQclear(PQexec(conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")"));
-	return rc;
+	return 0;
 }
 
 /* The highest version compiled in. */

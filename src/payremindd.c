@@ -498,14 +498,14 @@ start(struct daemon *d)
 	log_buffered(); /* one line per delivery attempt: written once per loop iteration */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		fatalx("curl_global_init failed");
-	d->db = db_new(d->loop, d->conf->db_conninfo, d->conf->db_prepared);
+	d->db = db_new(d->loop, d->conf->db_conninfo, d->conf->db_pooled);
 	store_register(d->db);
 	db_require_schema(d->db);
-	if (!d->once && d->conf->db_listen) {
+	if (!d->once && !d->conf->db_pooled) { /* LISTEN would stick to one pooled server connection */
 		db_listen(d->db, "payremind_batch", on_notify, d);
 		db_listen(d->db, "payremind_replies", on_notify, d);
 	}
-	d->rec = db_new(d->loop, d->conf->db_conninfo, d->conf->db_prepared);
+	d->rec = db_new(d->loop, d->conf->db_conninfo, d->conf->db_pooled);
 	store_register(d->rec);
 	if (db_connect(d->db, err, sizeof(err)) == -1 && db_schema_behind(d->db)) {
 		log_warnx("%s (database.conninfo in %s)", err, d->conf_path);

@@ -34,3 +34,14 @@ foreach(src ${INTEGRATION_TESTS})
     FIXTURES_REQUIRED pg LABELS "${labels}" TIMEOUT 600
     ENVIRONMENT "PAYREMIND_TEST_STATE=${PR_TEST_STATE};PAYREMIND_BIN=${CMAKE_BINARY_DIR};PAYREMIND_SRC=${CMAKE_SOURCE_DIR}")
 endforeach()
+
+# The same behaviours through PgBouncer in transaction mode (database.pooling = "transaction"): claims,
+# leases, fenced outcomes, rescue, batch requests, keyword replies, the operators' commands. Run once,
+# not again under the sanitizers (label long).
+set(PR_POOLED_TESTS test_daemon test_once test_ctl test_operators test_listener)
+foreach(name ${PR_POOLED_TESTS})
+  add_test(NAME integration.pooled.${name} COMMAND ${PR_PYTHON} ${CMAKE_SOURCE_DIR}/tests/integration/${name}.py)
+  set_tests_properties(integration.pooled.${name} PROPERTIES
+    FIXTURES_REQUIRED pg LABELS "integration;pooled;long" TIMEOUT 600
+    ENVIRONMENT "PAYREMIND_TEST_STATE=${PR_TEST_STATE};PAYREMIND_BIN=${CMAKE_BINARY_DIR};PAYREMIND_SRC=${CMAKE_SOURCE_DIR};PAYREMIND_TEST_POOLER=transaction")
+endforeach()

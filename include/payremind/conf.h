@@ -15,8 +15,8 @@ struct conf {
 	char *file; /* path as given on the command line */
 
 	char *db_conninfo;  /* database.conninfo */
-	int db_listen;      /* database.listen: LISTEN for batch requests (off behind PgBouncer) */
-	int db_prepared;    /* database.prepared_statements (off behind PgBouncer < 1.21) */
+	char *db_pooling;   /* database.pooling: "none" or "transaction" (behind PgBouncer, SPEC §8) */
+	int db_pooled;      /* pooling = "transaction": no LISTEN, no prepared statements, no session SET */
 	char short_code[8]; /* sender.short_code: "27022" or "270282" */
 
 	struct {

@@ -14,9 +14,11 @@ struct db;
  * result belongs to db and is cleared after the callback returns. */
 typedef void (*db_cb)(PGresult *res, void *arg);
 
-/* A connection object for conninfo on loop (not connected yet). prepared: use named prepared statements
- * (else send each statement's text every time: PgBouncer in transaction mode before 1.21). */
-struct db *db_new(struct loop *loop, const char *conninfo, int prepared);
+/* A connection object for conninfo on loop (not connected yet). pooled (database.pooling = "transaction",
+ * behind PgBouncer in transaction mode): no named prepared statements (each statement's text every time)
+ * and no session settings. Not pooled, a prepared statement that already exists or has gone (the server
+ * connection is shared behind a transaction pooler) exits 78 naming database.pooling. */
+struct db *db_new(struct loop *loop, const char *conninfo, int pooled);
 /* Register a statement, prepared on every (re)connect. Before db_connect only. */
 void db_statement(struct db *db, const char *name, const char *sql);
 /* Called with the channel of each NOTIFY received (LISTEN with db_listen). */

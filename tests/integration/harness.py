@@ -18,6 +18,9 @@ import traceback
 import psycopg2
 
 STATE = os.environ.get("PAYREMIND_TEST_STATE", "")
+# PAYREMIND_TEST_POOLER=transaction: every config write_conf makes for the test's database reaches it
+# through PgBouncer in transaction mode, with database.pooling = "transaction" (the pooled ctest runs).
+POOLER = os.environ.get("PAYREMIND_TEST_POOLER", "")
 BIN = os.environ.get("PAYREMIND_BIN", "")
 SRC = os.environ.get("PAYREMIND_SRC", os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
@@ -55,6 +58,14 @@ class Database:
         self.conninfo = f"host={self.env['PGHOST']} port={self.env['PGPORT']} user={self.env['PGUSER']} dbname={self.name}"
         self.conn = self.connect(self.name)
         self.conn.autocommit = True
+        self.bouncer = None
+
+    def pooled_conninfo(self):
+        """The conninfo of a PgBouncer (transaction mode) in front of this database, started once."""
+        if self.bouncer is None:
+            import pgbouncer
+            self.bouncer = pgbouncer.PgBouncer(None, self)
+        return self.bouncer.conninfo
 
     def connect(self, dbname=None):
         return psycopg2.connect(host=self.env["PGHOST"], port=self.env["PGPORT"], user=self.env["PGUSER"],
@@ -82,6 +93,8 @@ class Database:
         return dict(self.q("SELECT state, count(*) FROM payremind.reminders GROUP BY state"))
 
     def close(self):
+        if self.bouncer is not None:
+            self.bouncer.stop()
         self.conn.close()
         admin = self.connect("postgres")
         admin.autocommit = True
@@ -152,6 +165,8 @@ def write_conf(tmp, db, gateway_url, extra="", name="payremind.conf", regions=OP
                schedule=None, short_code="27022", database=None):
     """A config for the test: gateway, schedule and database take {key: value} overrides."""
     dbase = dict(conninfo=db.conninfo)
+    if POOLER and "conninfo" not in (database or {}):
+        dbase.update(conninfo=db.pooled_conninfo(), pooling=POOLER)
     dbase.update(database or {})
     gw = dict(dialect="json", url=gateway_url, timeout_ms=2000, connect_timeout_ms=1000, rate_per_second=0.0,
               max_in_flight=16, backoff_base_ms=1000, backoff_cap_ms=5000)

@@ -298,7 +298,7 @@ def test_unreachable_database_exits_69_and_bad_config_78(ctx):
     with open(builtin_conf(ctx)) as f:
         text = f.read()
     with open(bad_db, "w") as f:
-        f.write(text.replace(ctx.db.conninfo, ctx.db.conninfo.replace(ctx.db.name, "no_such_database")))
+        f.write(text.replace(f"dbname={ctx.db.name}", "dbname=no_such_database"))
     for args in (["status"], ["batch", "--dry-run"], ["optout", "list"], ["batch", "--timeout", "1"]):
         p = ctl(bad_db, *args)
         assert p.returncode == 69 and "database.conninfo" in p.stderr, (args, p.returncode, p.stderr)

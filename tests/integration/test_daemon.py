@@ -104,11 +104,11 @@ def test_daemon_polls_registers_and_stops_cleanly(ctx):
     assert db.states() == {"sent": 10}
 
 
-def test_behind_pgbouncer_settings_poll_without_listen_or_prepared_statements(ctx):
+def test_transaction_pooling_polls_without_listen_or_prepared_statements(ctx):
     gw = ctx.sandbox()
     db = ctx.db
     conf = write_conf(ctx.tmp, db, gw.url, schedule={"poll_interval_s": 3600},
-                      database={"listen": False, "prepared_statements": False})
+                      database={"conninfo": db.pooled_conninfo(), "pooling": "transaction"})
     p = ctx.spawn(daemon_cmd(conf))
     wait_until(lambda: db.one("SELECT count(*) FROM payremind.instances") == 1, what="daemon up")
     db.add_due("U-1", "+15147770100")
