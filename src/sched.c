@@ -28,7 +28,8 @@
 #define SCHED_BREAKER_FAILURES 20   /* consecutive transient failures that open the breaker */
 #define SCHED_BREAKER_MIN_MS 1000
 #define SCHED_BREAKER_MAX_MS 60000
-#define SCHED_FLUSH_MS 20 /* outcomes wait at most this long to be recorded */
+#define SCHED_FLUSH_MS 20    /* outcomes wait at most this long to be recorded */
+#define SCHED_DB_WAIT_MS 200 /* the database is unreachable: look again this often */
 #define SCHED_MSISDN_BUCKETS 4096
 #define SCHED_REPLY_BATCH 100
 #define SCHED_TEXT_MAX 2048
@@ -92,6 +93,13 @@ struct sched {
 static void sched_kick(struct sched *s);
 static int sched_claim_limit(const struct sched *s);
 static void sched_send(struct sched *s, struct job *j);
+
+/* 1 while both connections are up: nothing new starts, and no outcome is written, without them. */
+static int
+sched_db_up(const struct sched *s)
+{
+	return db_up(s->db) && db_up(s->rec);
+}
 
 static unsigned
 sched_hash(const char *msisdn)
@@ -821,8 +829,18 @@ sched_start(struct sched *s, struct sched_call *c)
 static void
 sched_dispatch(struct sched *s)
 {
-	struct sched_call *c = sched_call_new(s, s->conf->gateway.max_in_flight);
+	struct sched_call *c;
+	struct job *j;
 	int64_t now_ms, wait;
+
+	if (s->nready > 0 && !sched_db_up(s)) {
+		/* Nothing new starts while the database is away, and what waits goes back untouched (recorded
+		 * once it is back): its lease may run out meanwhile, and a rescued reminder must not go twice. */
+		while ((j = sched_ready_pop(s)) != NULL)
+			sched_unsend(s, j, loop_wall_s());
+		return;
+	}
+	c = sched_call_new(s, s->conf->gateway.max_in_flight);
 
 	while (
 	    s->nready > 0 && http_in_flight(s->http) + s->nmarking + c->n < s->conf->gateway.max_in_flight) {
@@ -856,7 +874,20 @@ sched_record_cb(PGresult *res, void *arg)
 	struct sched *s = c->s;
 	char err[256];
 	long fenced;
+	int i;
 
+	s->ncalls--;
+	if (res == NULL) { /* the connection went before the answer: keep them for when it is back */
+		log_warnx("record: database unavailable: %d outcomes kept until it is back", c->n);
+		for (i = 0; i < c->n; i++) {
+			if (c->jobs[i]->kind == JOB_REMINDER)
+				sched_pending_add(s, c->jobs[i]->msisdn, (int64_t)loop_wall_s());
+			sched_done_push(s, c->jobs[i]);
+		}
+		sched_call_free(c, 0);
+		sched_kick(s);
+		return;
+	}
 	if (!db_ok(res))
 		log_warnx("record: %s: %d outcomes not recorded (their leases expire and they are rescued)",
 		    db_error(res, err, sizeof(err)), c->n);
@@ -864,7 +895,6 @@ sched_record_cb(PGresult *res, void *arg)
 	                 strtol(PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : PQcmdTuples(res), NULL, 10)) > 0)
 		log_warnx("record: %ld of %d outcomes refused: their lease had passed to another daemon",
 		    fenced, c->n);
-	s->ncalls--;
 	sched_call_free(c, 1);
 	sched_kick(s);
 }
@@ -904,6 +934,11 @@ sched_flush(struct sched *s)
 {
 	if (s->ndone == 0)
 		return;
+	if (!db_up(s->rec)) { /* outcomes wait in memory for the database, never dropped */
+		if (!loop_timer_armed(s->flush))
+			loop_timer_set(s->flush, SCHED_DB_WAIT_MS);
+		return;
+	}
 	sched_flush_kind(s, JOB_REMINDER);
 	sched_flush_kind(s, JOB_REPLY);
 	s->ndone = 0;
@@ -1056,7 +1091,7 @@ sched_kick(struct sched *s)
 		s->exhausted = 1; /* nothing more this batch; the next one looks again */
 	if (s->replies_wanted && !s->claiming_replies && !s->stopping && !sched_held(s))
 		sched_claim_replies(s);
-	if (s->active && !s->exhausted && !s->claiming && !s->stopping && !s->paused &&
+	if (s->active && !s->exhausted && !s->claiming && !s->stopping && !s->paused && sched_db_up(s) &&
 	    s->nready + s->npreparing < low)
 		sched_claim(s);
 	if (!s->stopping)
@@ -1066,6 +1101,8 @@ sched_kick(struct sched *s)
 		sched_flush(s);
 	if (s->active && (s->exhausted || s->stopping || s->paused) && sched_quiet(s))
 		sched_end_batch(s);
+	else if (s->active && !sched_db_up(s) && !loop_timer_armed(s->pace))
+		loop_timer_set(s->pace, SCHED_DB_WAIT_MS); /* look again once the database is back */
 	sched_note_circuit(s);
 }
 
@@ -1079,7 +1116,7 @@ sched_batch(struct sched *s)
 	s->exhausted = 0;
 	s->horizon = loop_wall_s();
 	s->replies_wanted = 1;
-	if (store_rescue(s->db, s->dialect->idempotent, sched_rescue_cb, s) == 0)
+	if (store_rescue(s->db, s->dialect->idempotent, s->conf->schedule.lease_s, sched_rescue_cb, s) == 0)
 		s->claiming = 1; /* the claim waits for the rescue */
 	sched_kick(s);
 	return 1;

@@ -6,6 +6,9 @@
 #include "payremind/log.h"
 #include "payremind/store.h"
 
+/* The last_error a rescue leaves on a reminder or reply whose lease ran out while it was `sending`. */
+#define STORE_RESCUED "lease expired while sending: its daemon stopped or lost the database"
+
 /* Claim: lock up to $2 rows due by $4 that nobody holds, lease them to $1 until now() + $3 s (in columns
  * no index covers: a HOT update), and return what the
  * policy and the template need, with the number's contacts (sent in the last 7 days, or in progress:
@@ -93,6 +96,14 @@ static const char store_sql_release[] =
     "   FROM rel WHERE rel.cancel IS NOT NULL AND r.due_account_id = rel.id AND r.step = rel.next_step"
     "    AND r.state = 'queued'";
 
+/* The fence of an outcome: this daemon's lease, or a rescue of this very attempt that nobody has taken
+ * up since (the lease ran out while the database was unreachable and the answer waited in memory): the
+ * answer received is the truth about the attempt, never left `unknown` or sent again. */
+#define STORE_FENCE(t)                                                       \
+	"(" t ".lease_owner = $1::uuid OR (" t ".lease_owner IS NULL AND " t \
+	".state IN ('queued', 'unknown')"                                    \
+	" AND " t ".last_error = '" STORE_RESCUED "'))"
+
 /* Outcomes, fenced on id + attempts + owner: only the daemon that leased this attempt may record it
  * (a rescue or another daemon's lease clears or changes the owner). No predicate on state here: the
  * planner would walk a state index full of dead entries instead of the 500 primary keys.
@@ -110,14 +121,14 @@ static const char store_sql_record[] =
     "         link_token = CASE WHEN u.state = 'queued' THEN r.link_token END,"
     "         body = CASE WHEN u.state = 'queued' THEN r.body END,"
     "         lease_owner = NULL, lease_until = NULL, updated_at = now()"
-    "    FROM u WHERE r.id = u.id AND r.attempts = u.attempts AND r.lease_owner = $1::uuid"
-    "  RETURNING r.due_account_id, r.step, u.due_next_at, u.due_next_step),"
-    " due AS ("
-    "  UPDATE payremind.due_accounts d"
-    "     SET next_at = to_timestamp(rem.due_next_at), next_step = rem.due_next_step"
-    "    FROM rem WHERE rem.due_next_step >= 0 AND d.id = rem.due_account_id AND d.next_step = rem.step + 1"
-    "  RETURNING 1)"
-    " SELECT (SELECT count(*) FROM rem), (SELECT count(*) FROM due)";
+    "    FROM u WHERE r.id = u.id AND r.attempts = u.attempts AND " STORE_FENCE(
+        "r") "  RETURNING r.due_account_id, r.step, u.due_next_at, u.due_next_step),"
+             " due AS ("
+             "  UPDATE payremind.due_accounts d"
+             "     SET next_at = to_timestamp(rem.due_next_at), next_step = rem.due_next_step"
+             "    FROM rem WHERE rem.due_next_step >= 0 AND d.id = rem.due_account_id AND d.next_step = rem.step + 1"
+             "  RETURNING 1)"
+             " SELECT (SELECT count(*) FROM rem), (SELECT count(*) FROM due)";
 
 /* Leases that expired: a reminder or reply left 'queued' under a lease was never handed to the HTTP
  * client, so it goes back untouched (its attempt not counted); one left 'sending' may have reached the
@@ -125,10 +136,11 @@ static const char store_sql_record[] =
 #define STORE_RESCUE_SET(t)                                                                                  \
 	"     SET state = CASE WHEN " t ".state = 'queued' OR $1::bool THEN 'queued' ELSE 'unknown' END,"    \
 	"         attempts = " t ".attempts - (" t ".state = 'queued')::int,"                                \
-	"         next_attempt_at = CASE WHEN " t ".state = 'queued' OR $1::bool THEN now() END,"            \
+	"         next_attempt_at = CASE WHEN " t ".state = 'queued' THEN now()"                             \
+	"                                WHEN $1::bool THEN now() + make_interval(secs => $2::int) END,"     \
 	"         sent_at = CASE WHEN " t ".state = 'queued' OR $1::bool THEN " t ".sent_at ELSE now() END," \
 	"         last_error = CASE WHEN " t ".state = 'queued' THEN " t ".last_error"                       \
-	"                      ELSE 'lease expired while sending: the daemon stopped' END,"                  \
+	"                      ELSE '" STORE_RESCUED "' END,"                                                \
 	"         lease_owner = NULL, lease_until = NULL, updated_at = now()"
 static const char store_sql_rescue[] =
     "WITH l AS (SELECT pg_try_advisory_xact_lock(7202202702) AS got),"
@@ -138,13 +150,13 @@ static const char store_sql_rescue[] =
              "         link_token = CASE WHEN r.state = 'queued' OR $1::bool THEN r.link_token END,"
              "         body = CASE WHEN r.state = 'queued' OR $1::bool THEN r.body END"
              "    FROM l WHERE l.got AND r.state IN ('queued', 'sending') AND r.lease_until < now()"
-             "  RETURNING r.due_account_id, r.step, r.state),"
+             "  RETURNING r.due_account_id, r.step, r.state, r.next_attempt_at),"
              " p AS ("
              "  UPDATE payremind.replies p" STORE_RESCUE_SET(
                  "p") "    FROM l WHERE l.got AND p.state IN ('queued', 'sending') AND p.lease_until < now()"
                       "  RETURNING 1),"
                       " d AS ("
-                      "  UPDATE payremind.due_accounts d SET next_at = now(), next_step = r.step, lease_owner = NULL,"
+                      "  UPDATE payremind.due_accounts d SET next_at = r.next_attempt_at, next_step = r.step, lease_owner = NULL,"
                       "         lease_until = NULL"
                       "    FROM r WHERE r.state = 'queued' AND d.id = r.due_account_id AND d.next_step = r.step + 1)"
                       " SELECT (SELECT count(*) FROM r) + (SELECT count(*) FROM p)";
@@ -229,7 +241,7 @@ static const char store_sql_reply_record[] =
     "       lease_owner = NULL, lease_until = NULL, updated_at = now()"
     "  FROM unnest($2::uuid[], $3::int[], $4::text[], $5::float8[], $6::text[], $7::text[], $8::int[])"
     "       AS u(id, attempts, state, next_attempt_at, gw_id, err, delta)"
-    " WHERE r.id = u.id AND r.attempts = u.attempts AND r.lease_owner = $1::uuid";
+    " WHERE r.id = u.id AND r.attempts = u.attempts AND " STORE_FENCE("r");
 
 /* Retention (Québec Law 25): personal data older than retention.days goes, $2 rows per statement so
  * no statement holds locks for long; one daemon at a time (advisory lock). Each answers the row count. */
@@ -584,11 +596,13 @@ store_mark(struct db *db, const char *owner, int lease_s, struct job *const *job
 }
 
 int
-store_rescue(struct db *db, int idempotent, db_cb cb, void *arg)
+store_rescue(struct db *db, int idempotent, int grace_s, db_cb cb, void *arg)
 {
-	const char *v[1] = { idempotent ? "true" : "false" };
+	char grace[16];
+	const char *v[2] = { idempotent ? "true" : "false", grace };
 
-	return db_query(db, "rescue", 1, v, cb, arg);
+	snprintf(grace, sizeof(grace), "%d", grace_s);
+	return db_query(db, "rescue", 2, v, cb, arg);
 }
 
 int

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Throwaway PostgreSQL for the tests: `start STATE_DIR PAYREMINDCTL` creates a cluster in a temporary
 # directory (as the postgres user when run as root: initdb refuses root), listening only on a Unix
-# socket there, and a migrated template database; `stop STATE_DIR` stops it and removes everything.
+# socket there, and a migrated template database; `stop STATE_DIR` stops it and removes everything;
+# `outage STATE_DIR MODE SECONDS` stops it (pg_ctl -m fast or immediate), waits, and starts it again.
 set -euo pipefail
 
 cmd=$1 state=$2
@@ -21,6 +22,22 @@ stop() {
 	rm -rf "$dir" "$state"
 }
 
+# The server, started on the cluster of the state directory.
+serve() {
+	local dir=$1
+	as_pg "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start -o \
+		"-c listen_addresses='' -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+		>/dev/null || { cat "$dir/postgres.log" >&2; exit 1; }
+}
+
+outage() {
+	local mode=$1 seconds=$2 dir
+	dir=$(cat "$state/dir")
+	as_pg "$pgbin/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null
+	sleep "$seconds"
+	serve "$dir"
+}
+
 start() {
 	local ctl=$1 dir
 	stop
@@ -31,9 +48,7 @@ start() {
 	[ "$(id -u)" -ne 0 ] || chown postgres: "$dir"
 	as_pg "$pgbin/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >"$state/initdb.log" 2>&1 ||
 		{ cat "$state/initdb.log" >&2; exit 1; }
-	as_pg "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start -o \
-		"-c listen_addresses='' -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-		>/dev/null || { cat "$dir/postgres.log" >&2; exit 1; }
+	serve "$dir"
 	cat > "$state/env" <<ENV
 PGHOST=$dir
 PGPORT=5432
@@ -50,5 +65,6 @@ CONF
 case $cmd in
 start) start "$3" ;;
 stop) stop ;;
-*) echo "usage: $0 start STATE_DIR PAYREMINDCTL | stop STATE_DIR" >&2; exit 64 ;;
+outage) outage "$3" "$4" ;;
+*) echo "usage: $0 start STATE_DIR PAYREMINDCTL | stop STATE_DIR | outage STATE_DIR fast|immediate SECONDS" >&2; exit 64 ;;
 esac

@@ -81,9 +81,11 @@ int store_release(struct db *db, const char *owner, struct job *const *jobs, int
 int store_record(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
 /* Reminders and replies whose lease expired: left `queued` (never handed to the HTTP client), back to
- * queued untouched; left `sending`, back to queued with the same key when the dialect is idempotent,
- * else `unknown`. One statement, under pg_try_advisory_xact_lock; the result row: how many. */
-int store_rescue(struct db *db, int idempotent, db_cb cb, void *arg) __attribute__((warn_unused_result));
+ * queued untouched; left `sending`, back to queued with the same key when the dialect is idempotent
+ * (due again after grace_s: its daemon may come back with the answer), else `unknown`. One statement,
+ * under pg_try_advisory_xact_lock; the result row: how many. */
+int store_rescue(struct db *db, int idempotent, int grace_s, db_cb cb, void *arg)
+    __attribute__((warn_unused_result));
 /* Record an opt-out reported by the gateway (Twilio 21610). */
 int store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb cb, void *arg)
     __attribute__((warn_unused_result));

@@ -71,6 +71,15 @@ class Database:
         return psycopg2.connect(host=self.env["PGHOST"], port=self.env["PGPORT"], user=self.env["PGUSER"],
                                 dbname=dbname or self.name)
 
+    def reconnect(self):
+        """A new connection, after the server was restarted under the test."""
+        try:
+            self.conn.close()
+        except Exception:
+            pass
+        self.conn = self.connect(self.name)
+        self.conn.autocommit = True
+
     def q(self, sql, *args):
         with self.conn.cursor() as c:
             c.execute(sql, args)
