@@ -120,6 +120,23 @@ db_error(const PGresult *res, char *buf, size_t len)
 	return buf;
 }
 
+void
+db_log_notice(void *arg, const PGresult *res)
+{
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	char line[512];
+
+	(void)arg;
+	snprintf(line, sizeof(line), "%s", msg != NULL ? msg : PQresultErrorMessage(res));
+	line[strcspn(line, "\n")] = '\0';
+	if (sev != NULL &&
+	    (strcmp(sev, "WARNING") == 0 || strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0))
+		log_warnx("database: %s: %s", sev, line);
+	else
+		log_debug("database: %s: %s", sev != NULL ? sev : "NOTICE", line);
+}
+
 /* A named prepared statement that already exists (42P05) or has gone (26000): the server connection is
  * shared with other clients, i.e. a transaction pooler stands in between. Retrying cannot help. */
 static void
@@ -181,6 +198,8 @@ db_connect(struct db *db, char *err, size_t errlen)
 
 	db_disconnect(db);
 	db->conn = PQconnectdbParams(keys, vals, 1);
+	if (db->conn != NULL)
+		PQsetNoticeReceiver(db->conn, db_log_notice, NULL);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		snprintf(err, errlen, "%s", PQerrorMessage(db->conn));
 		err[strcspn(err, "\n")] = '\0';

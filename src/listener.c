@@ -23,6 +23,7 @@
 #include <openssl/sha.h>
 
 #include "payremind/checkout.h"
+#include "payremind/db.h"
 #include "payremind/html.h"
 #include "payremind/keyword.h"
 #include "payremind/listener.h"
@@ -289,6 +290,8 @@ listener_db_connect(struct listener *l, struct listener_pg *d, char *err, size_t
 		return -1;
 	}
 	d->pg = PQconnectdbParams(keys, vals, 1);
+	if (d->pg != NULL)
+		PQsetNoticeReceiver(d->pg, db_log_notice, NULL);
 	if (d->pg != NULL && PQstatus(d->pg) == CONNECTION_OK) {
 		atomic_fetch_add(&l->db_connects, 1);
 		return 0;

@@ -30,6 +30,8 @@ void db_listen(struct db *db, const char *channel, db_notify_cb cb, void *arg);
 void db_require_schema(struct db *db);
 /* 1 when the last db_connect failed because the schema is missing or behind (run payremindctl migrate). */
 int db_schema_behind(const struct db *db);
+/* A libpq notice receiver: the server's warnings as one log line each, its notices at debug. */
+void db_log_notice(void *arg, const PGresult *res);
 /* Connect and prepare every statement (blocking: start-up and reconnects only). 0 or -1 with err. */
 int db_connect(struct db *db, char *err, size_t errlen) __attribute__((warn_unused_result));
 /* Queue a prepared statement with text parameters (copied). 0, or -1 when the connection is down. */

@@ -88,6 +88,10 @@ def run(ctx, kind, outage):
     for p in daemons:
         p.terminate()
         p.wait(30)
+        # Every log line is one line with its priority, libpq's multi-line messages included.
+        with open(p.log_path) as f:
+            lines = f.read().splitlines()
+        assert lines and all(line.startswith("<") for line in lines), [ln for ln in lines if not ln.startswith("<")]
     got = collections.Counter(receivers())
     states = db.states()
     figures = dict(dialect=kind, outage=outage, sent_before=before, sent_1s_in=during, sent_4_5s_in=stalled,
