@@ -29,7 +29,6 @@ struct db {
 	char *conninfo;
 	int prepared; /* named prepared statements, else the text of each every time */
 	int pooled;   /* database.pooling = "transaction": no prepared statements, no session settings */
-	int warned;   /* the planner-settings warning was given */
 	PGconn *conn;
 	struct {
 		const char *name;
@@ -158,9 +157,10 @@ db_check_pooler(const struct db *db, const PGresult *res)
 static void
 db_check_settings(struct db *db)
 {
+	static int warned; /* once per process, whatever its connections */
 	PGresult *res;
 
-	if (db->warned)
+	if (warned)
 		return;
 	res = PQexec(db->conn, "SELECT current_setting('enable_seqscan'), current_setting('jit')");
 	if (db_ok(res) &&
@@ -170,7 +170,7 @@ db_check_settings(struct db *db)
 		    "the daemon's statements are planned for both off: ALTER ROLE <role> IN DATABASE <db> SET "
 		    "enable_seqscan = off; ... SET jit = off (docs/operations-install.md)",
 		    PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
-		db->warned = 1;
+		warned = 1;
 	}
 	PQclear(res);
 }
