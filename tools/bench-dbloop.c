@@ -275,8 +275,8 @@ main(int argc, char **argv)
 	uuid_unparse_lower(u, d.owner);
 	if ((d.loop = loop_new()) == NULL)
 		fatal("event loop");
-	d.db = db_new(d.loop, d.conf->db_conninfo, 1);
-	d.rec = db_new(d.loop, d.conf->db_conninfo, 1);
+	d.db = db_new(d.loop, d.conf->db_conninfo, d.conf->db_pooled);
+	d.rec = db_new(d.loop, d.conf->db_conninfo, d.conf->db_pooled);
 	store_register(d.db);
 	store_register(d.rec);
 	if (db_connect(d.db, err, sizeof(err)) == -1 || db_connect(d.rec, err, sizeof(err)) == -1)
