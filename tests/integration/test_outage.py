@@ -105,40 +105,12 @@ def run(ctx, kind, outage):
     return figures
 
 
-def test_json_survives_pgbouncer_killed_for_5_s(ctx):
-    run(ctx, "json", "pgbouncer")
-
-
-def test_json_survives_a_fast_postgresql_stop_of_5_s(ctx):
-    run(ctx, "json", "fast")
-
-
-def test_json_survives_an_immediate_postgresql_stop_of_5_s(ctx):
-    run(ctx, "json", "immediate")
-
-
-def test_twilio_survives_pgbouncer_killed_for_5_s(ctx):
-    run(ctx, "twilio", "pgbouncer")
-
-
-def test_twilio_survives_a_fast_postgresql_stop_of_5_s(ctx):
-    run(ctx, "twilio", "fast")
-
-
-def test_twilio_survives_an_immediate_postgresql_stop_of_5_s(ctx):
-    run(ctx, "twilio", "immediate")
-
-
-def test_kannel_survives_pgbouncer_killed_for_5_s(ctx):
-    run(ctx, "kannel", "pgbouncer")
-
-
-def test_kannel_survives_a_fast_postgresql_stop_of_5_s(ctx):
-    run(ctx, "kannel", "fast")
-
-
-def test_kannel_survives_an_immediate_postgresql_stop_of_5_s(ctx):
-    run(ctx, "kannel", "immediate")
+# One test per dialect and outage: test_json_survives_pgbouncer_killed_for_5_s, …_a_fast_postgresql_stop_…
+OUTAGES = {"pgbouncer": "pgbouncer_killed_for_5_s", "fast": "a_fast_postgresql_stop_of_5_s",
+           "immediate": "an_immediate_postgresql_stop_of_5_s"}
+for _kind in ("json", "twilio", "kannel"):
+    for _outage, _what in OUTAGES.items():
+        globals()[f"test_{_kind}_survives_{_what}"] = (lambda k, o: lambda ctx: run(ctx, k, o))(_kind, _outage)
 
 
 harness.main(globals())
