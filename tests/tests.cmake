@@ -45,3 +45,6 @@ foreach(name ${PR_POOLED_TESTS})
     FIXTURES_REQUIRED pg LABELS "integration;pooled;long" TIMEOUT 600
     ENVIRONMENT "PAYREMIND_TEST_STATE=${PR_TEST_STATE};PAYREMIND_BIN=${CMAKE_BINARY_DIR};PAYREMIND_SRC=${CMAKE_SOURCE_DIR};PAYREMIND_TEST_POOLER=transaction")
 endforeach()
+
+# test_outage stops the shared PostgreSQL for seconds: nothing else may run meanwhile.
+set_tests_properties(integration.test_outage PROPERTIES RUN_SERIAL TRUE)
