@@ -1,4 +1,4 @@
-/* Token bucket pacing: refill continuously at `rate`, spend one token per request. */
+/* Token bucket pacing: refill continuously at `rate`, spend a token per SMS segment. */
 #include "payremind/ratelimit.h"
 
 static void
@@ -31,12 +31,20 @@ ratelimit_set_rate(struct ratelimit *rl, double rate, int64_t now_us)
 int64_t
 ratelimit_take(struct ratelimit *rl, int64_t now_us)
 {
+	return ratelimit_take_n(rl, 1.0, now_us);
+}
+
+int64_t
+ratelimit_take_n(struct ratelimit *rl, double cost, int64_t now_us)
+{
+	double need = cost < rl->burst ? cost : rl->burst;
+
 	if (rl->rate <= 0.0)
 		return 0;
 	ratelimit_refill(rl, now_us);
-	if (rl->tokens >= 1.0) {
-		rl->tokens -= 1.0;
+	if (rl->tokens >= need) {
+		rl->tokens -= cost;
 		return 0;
 	}
-	return (int64_t)((1.0 - rl->tokens) * 1e6 / rl->rate) + 1;
+	return (int64_t)((need - rl->tokens) * 1e6 / rl->rate) + 1;
 }

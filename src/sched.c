@@ -825,7 +825,25 @@ sched_start(struct sched *s, struct sched_call *c)
 	s->nmarking += c->n;
 }
 
-/* Start as many ready reminders as the breaker, the short code's pace and max_in_flight allow. */
+/* The segments an SMS takes, what the short code's rate counts (SPEC §11): its stored text, else (a
+ * reminder whose text is rendered at send) its template at its longest. */
+static int
+sched_segments(const struct sched *s, const struct job *j)
+{
+	const char *text = j->kind == JOB_REPLY ? j->reply_text : j->body;
+	struct gsm_info info;
+	char err[256];
+
+	if (text != NULL && gsm_analyze(text, &info) == 0)
+		return info.segments;
+	if (conf_template_longest(
+	        s->conf, strcmp(j->lang, "en") == 0 ? "en" : "fr", &info, err, sizeof(err)) == 0)
+		return info.segments;
+	return 1;
+}
+
+/* Start as many ready reminders as the breaker, the short code's pace (in segments) and max_in_flight
+ * allow. */
 static void
 sched_dispatch(struct sched *s)
 {
@@ -856,8 +874,8 @@ sched_dispatch(struct sched *s)
 				loop_timer_set(s->pace, wait);
 			break; /* -1: the probe's answer kicks us */
 		}
-		if ((wait = ratelimit_take(
-		         &s->rl[strcmp(s->ready_head->short_code, "270282") == 0], now_ms * 1000)) > 0) {
+		if ((wait = ratelimit_take_n(&s->rl[strcmp(s->ready_head->short_code, "270282") == 0],
+		         sched_segments(s, s->ready_head), now_ms * 1000)) > 0) {
 			breaker_cancel(&s->breaker);
 			loop_timer_set(s->pace, (wait + 999) / 1000);
 			break;

@@ -298,6 +298,26 @@ def test_token_peek_does_not_consume_and_redeem_works_once_under_20_racers(ctx):
     assert db.q("SELECT * FROM payremind.token_redeem('not-a-token')") == []
 
 
+def test_the_rate_counts_segments_not_messages(ctx):
+    # gateway.rate_per_second is the short code's rate in SMS segments (SPEC §11): 30 reminders of 2
+    # segments at 20 segments/s take about 3 s, not the 1.5 s of 20 messages/s.
+    gw = ctx.sandbox()
+    db = ctx.db
+    fr = ("ARO : paiement attendu, dossier {ref}. En ligne : {link} Par telephone : 1 877 322-1414, du lundi au "
+          "vendredi, de 8 h a 20 h (heure de l'Est). Par votre banque : ARO, numero de compte {ref}. "
+          "Textez ARRET pour ne plus en recevoir.")
+    conf = write_conf(ctx.tmp, db, gw.url, gateway=dict(rate_per_second=20.0, max_in_flight=4),
+                      extra=f'templates = {{ fr = "{fr}"; }};')
+    for i in range(30):
+        db.add_due(f"SEG-{i}", f"+1514560{i:04d}")
+    assert summary(run_once(conf))["sent"] == 30
+    recs = gw.accepted()
+    assert len(recs) == 30 and all(160 < len(r["text"]) <= 306 for r in recs), [len(r["text"]) for r in recs]
+    times = sorted(harness.record_time(r) for r in recs)
+    # 60 segments: the bucket's first 1.4 go at once, the rest at 20/s
+    assert times[-1] - times[0] >= (60 - 2 - 1.4) / 20.0 * 0.95, times[-1] - times[0]
+
+
 def test_token_expired_settled_or_paid_gives_no_row(ctx):
     gw = ctx.sandbox()
     db = ctx.db

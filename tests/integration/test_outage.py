@@ -19,7 +19,7 @@ from fake_twilio import FakeTwilio  # noqa: E402
 from harness import daemon_cmd, wait_until, write_conf  # noqa: E402
 
 ROWS, LATE = 60, 20
-RATE = 10.0  # SMS/s shared by the two daemons: the batch lasts about 8 s, the outage comes inside it
+RATE = 20.0  # segments/s shared by the two daemons (2-segment texts): the batch lasts about 8 s, the outage inside
 
 
 def gateway(ctx, kind):

@@ -47,6 +47,42 @@ test_rate_is_exact_over_a_minute_and_no_second_goes_over(void **state)
 	}
 }
 
+/* SMS of 1, 2 and 3 segments in turn against a rate in segments per second: the segments granted per
+ * simulated second stay at the rate (a message larger than the bucket goes once the bucket is full, in
+ * debt), and the long run gives the rate in segments, not in messages. */
+static void
+test_multi_segment_messages_keep_the_rate_in_segments(void **state)
+{
+	static const double rates[] = { 10.0, 30.0, 100.0 };
+	size_t i;
+	int s;
+
+	(void)state;
+	for (i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+		struct ratelimit rl;
+		int64_t now = 0, end = 60 * 1000000LL, wait;
+		long per[61] = { 0 }, total = 0, msgs = 0;
+		int cost;
+
+		ratelimit_init(&rl, rates[i], RATELIMIT_BURST(rates[i]), now);
+		while (now < end) {
+			cost = 1 + (int)(msgs % 3);
+			if ((wait = ratelimit_take_n(&rl, cost, now)) == 0) {
+				per[now / 1000000] += cost;
+				total += cost;
+				msgs++;
+				continue;
+			}
+			now += (wait + 999) / 1000 * 1000;
+		}
+		assert_true(total >= (long)(rates[i] * 60 * 0.98));
+		assert_true(total <= (long)(rates[i] * 60 * 1.01) + 3);
+		assert_true(msgs < total); /* messages went slower than the segment rate */
+		for (s = 0; s < 60; s++)
+			assert_true(per[s] <= (long)(rates[i] * 1.05) + 3);
+	}
+}
+
 static void
 test_zero_rate_means_unlimited(void **state)
 {
@@ -98,6 +134,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rate_is_exact_over_a_minute_and_no_second_goes_over),
+		cmocka_unit_test(test_multi_segment_messages_keep_the_rate_in_segments),
 		cmocka_unit_test(test_zero_rate_means_unlimited),
 		cmocka_unit_test(test_wait_is_the_time_to_the_next_token),
 		cmocka_unit_test(test_a_shared_rate_halves_the_pace),
