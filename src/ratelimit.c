@@ -37,14 +37,12 @@ ratelimit_take(struct ratelimit *rl, int64_t now_us)
 int64_t
 ratelimit_take_n(struct ratelimit *rl, double cost, int64_t now_us)
 {
-	double need = cost < rl->burst ? cost : rl->burst;
-
 	if (rl->rate <= 0.0)
 		return 0;
 	ratelimit_refill(rl, now_us);
-	if (rl->tokens >= need) {
+	if (rl->tokens >= 1.0) {
 		rl->tokens -= cost;
 		return 0;
 	}
-	return (int64_t)((need - rl->tokens) * 1e6 / rl->rate) + 1;
+	return (int64_t)((1.0 - rl->tokens) * 1e6 / rl->rate) + 1;
 }

@@ -22,9 +22,9 @@ void ratelimit_init(struct ratelimit *rl, double rate, double burst, int64_t now
 void ratelimit_set_rate(struct ratelimit *rl, double rate, int64_t now_us);
 /* Take one token: 0 when granted, else the microseconds to wait before one is available. */
 int64_t ratelimit_take(struct ratelimit *rl, int64_t now_us);
-/* Take cost tokens (an SMS of cost segments): granted once the bucket holds cost tokens, or is full when
- * cost is larger than the bucket (it then goes into debt, repaid before the next grant), so that over
- * time the rate holds in tokens whatever each cost. 0 when granted, else the microseconds to wait. */
+/* Take cost tokens (an SMS of cost segments): granted as soon as the bucket holds one token, going into
+ * debt for the rest, which the next grant waits for: over time the rate holds in tokens whatever each
+ * cost, and the bucket keeps its slack for late timers. 0 when granted, else the microseconds to wait. */
 int64_t ratelimit_take_n(struct ratelimit *rl, double cost, int64_t now_us);
 
 #endif
