@@ -99,6 +99,14 @@ gw_check_message(const struct gw_message *m, char *err, size_t errlen)
 	return 0;
 }
 
+int64_t
+gw_seconds_left(const struct gw_message *m)
+{
+	if (m->expires_at <= 0)
+		return 0;
+	return m->expires_at - m->now > 1 ? m->expires_at - m->now : 1;
+}
+
 int
 gw_build(const struct gw_dialect *d, const struct conf *conf, const struct gw_message *m,
     struct gw_request *req, char *err, size_t errlen)

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -46,7 +47,14 @@ json_build(
 {
 	json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "from", m->from, "to", m->to, "text", m->text,
 	    "reference", m->reminder_id);
+	char expires[32];
+	time_t t = (time_t)m->expires_at;
+	struct tm tm;
 
+	/* The end of the contact window: a gateway that queues drops the message after it (SPEC §11). */
+	if (body != NULL && m->expires_at > 0 && gmtime_r(&t, &tm) != NULL &&
+	    strftime(expires, sizeof(expires), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
+		json_object_set_new(body, "expires_at", json_string(expires));
 	if (body == NULL) {
 		snprintf(err, errlen, "cannot encode the message as JSON (text not valid UTF-8?)");
 		return -1;

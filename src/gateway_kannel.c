@@ -81,13 +81,19 @@ kannel_write_url(FILE *fp, const struct conf *conf, const struct gw_message *m, 
 	const char *url = conf->gateway.url;
 	const char *user = conf->gateway.username ? conf->gateway.username : "";
 	const char *pass = conf->gateway.secret ? conf->gateway.secret : "";
+	int64_t left = gw_seconds_left(m);
+	char validity[24];
+
+	/* validity: whole minutes left in the recipient's window, rounded down, at least 1 */
+	snprintf(validity, sizeof(validity), "%lld", (long long)(left / 60 > 1 ? left / 60 : 1));
 
 	if (fputs(url, fp) == EOF || gw_form_add(fp, strchr(url, '?') ? '&' : '?', "username", user) == -1 ||
 	    gw_form_add(fp, '&', "password", pass) == -1 || gw_form_add(fp, '&', "from", m->from) == -1 ||
 	    gw_form_add(fp, '&', "to", m->to) == -1 || gw_form_add(fp, '&', "text", m->text) == -1 ||
 	    gw_form_add(fp, '&', "charset", "UTF-8") == -1 ||
 	    (!gsm_is_gsm7(m->text) && gw_form_add(fp, '&', "coding", "2") == -1) ||
-	    gw_form_add(fp, '&', "dlr-mask", "31") == -1 || gw_form_add(fp, '&', "dlr-url", dlr) == -1)
+	    gw_form_add(fp, '&', "dlr-mask", "31") == -1 || gw_form_add(fp, '&', "dlr-url", dlr) == -1 ||
+	    (left > 0 && gw_form_add(fp, '&', "validity", validity) == -1))
 		return -1;
 	return 0;
 }

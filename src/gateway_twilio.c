@@ -65,9 +65,15 @@ twilio_auth(const struct conf *conf, struct gw_request *req)
 static int
 twilio_write_form(FILE *fp, const struct gw_message *m, const char *callback)
 {
+	int64_t left = gw_seconds_left(m);
+	char validity[24];
+
+	/* ValidityPeriod: the seconds left in the recipient's window, Twilio's maximum 36000 at most */
+	snprintf(validity, sizeof(validity), "%lld", (long long)(left > 36000 ? 36000 : left));
 	if (gw_form_add(fp, 0, "To", m->to) == -1 || gw_form_add(fp, '&', "From", m->from) == -1 ||
 	    gw_form_add(fp, '&', "Body", m->text) == -1 ||
-	    gw_form_add(fp, '&', "StatusCallback", callback) == -1)
+	    gw_form_add(fp, '&', "StatusCallback", callback) == -1 ||
+	    (left > 0 && gw_form_add(fp, '&', "ValidityPeriod", validity) == -1))
 		return -1;
 	return 0;
 }

@@ -349,6 +349,34 @@ policy_decide(const struct policy_rules *rules, const struct policy_row *row,
 }
 
 int
+policy_window_end(
+    const struct policy_rules *rules, const char *region, const char *zone, int64_t now, int64_t *end)
+{
+	const struct policy_region *r = policy_region_find(rules, region);
+	struct tz_local lt, at = { 0 };
+	int minute, best = -1, i;
+	int32_t day;
+
+	if (r == NULL || tz_to_local(zone, now, &lt) == -1)
+		return -1;
+	minute = lt.hour * 60 + lt.minute;
+	for (i = 0; i < r->nwindows && i < POLICY_MAX_WINDOWS; i++) {
+		const struct policy_window *w = &r->windows[i];
+
+		if ((w->days & (1u << lt.wday)) && w->start_min <= minute && minute < w->end_min &&
+		    w->end_min > best)
+			best = w->end_min;
+	}
+	if (best < 0)
+		return -1;
+	day = tz_days_from_civil(lt.year, lt.month, lt.day) + best / 1440;
+	tz_civil_from_days(day, &at.year, &at.month, &at.day);
+	at.hour = best % 1440 / 60;
+	at.minute = best % 60;
+	return tz_from_local(zone, &at, end);
+}
+
+int
 policy_step_at(const struct policy_rules *rules, int32_t due_date, const char *zone, int step, int64_t *at)
 {
 	struct tz_local lt = { 0 };

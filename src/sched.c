@@ -703,13 +703,18 @@ static void
 sched_send(struct sched *s, struct job *j)
 {
 	char text[SCHED_TEXT_MAX], err[256];
-	struct gw_message m = { j->rem_id, j->short_code, j->msisdn, text };
+	struct gw_message m = { j->rem_id, j->short_code, j->msisdn, text, 0, (int64_t)loop_wall_s() };
 	struct gw_request req = { 0 };
 
 	if (j->kind == JOB_REPLY)
 		m.text = j->reply_text;
 	else if (j->body != NULL)
 		m.text = j->body;
+	/* A reminder tells the gateway when its recipient's window closes: a queueing gateway drops it then
+	 * rather than deliver it late (SPEC §11). A keyword reply answers at any hour. */
+	if (j->kind == JOB_REMINDER &&
+	    policy_window_end(&s->conf->rules, j->region, j->time_zone, m.now, &m.expires_at) == -1)
+		m.expires_at = 0;
 	if ((m.text == text && sched_render(s, j, text, sizeof(text), err, sizeof(err)) == -1) ||
 	    gw_build(s->dialect, s->conf, &m, &req, err, sizeof(err)) == -1) {
 		log_warnx("%s=%s: not sent: %s", j->kind == JOB_REPLY ? "reply" : "reminder", j->rem_id, err);

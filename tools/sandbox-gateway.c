@@ -144,6 +144,7 @@ struct sbx_conn {
 /* One SMS request as parsed and answered. The strings point into the request's JSON or MHD's header table. */
 struct sms_req {
 	const char *key, *from, *to, *text, *reference;
+	const char *expires_at; /* optional: the end of the recipient's window, as sent */
 	unsigned int status;
 	unsigned int delay_ms;
 	unsigned long seq, id_seq;
@@ -630,10 +631,10 @@ record_write(struct sbx *s, const struct sms_req *r)
 		return;
 	time_iso_utc(t, sizeof(t));
 	snprintf(id, sizeof(id), "sbx-%lu", r->id_seq);
-	o = json_pack("{s:I,s:s,s:s?,s:s?,s:s?,s:s?,s:s?,s:i,s:b,s:s?,s:s?}", "seq", (json_int_t)r->seq, "t",
-	    t, "key", r->key, "from", r->from, "to", r->to, "text", r->text, "reference", r->reference,
-	    "status", (int)r->status, "duplicate", r->duplicate, "id", r->id_seq ? id : NULL, "error",
-	    r->error[0] ? r->error : NULL);
+	o = json_pack("{s:I,s:s,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:i,s:b,s:s?,s:s?}", "seq", (json_int_t)r->seq,
+	    "t", t, "key", r->key, "from", r->from, "to", r->to, "text", r->text, "reference", r->reference,
+	    "expires_at", r->expires_at, "status", (int)r->status, "duplicate", r->duplicate, "id",
+	    r->id_seq ? id : NULL, "error", r->error[0] ? r->error : NULL);
 	if (o != NULL && (n = json_dumpb(o, line, sizeof(line), JSON_COMPACT)) > sizeof(line)) {
 		big = json_dumps(o, JSON_COMPACT);
 		n = big ? strlen(big) : 0;
@@ -817,6 +818,7 @@ sms_fields(json_t *root, struct sms_req *r)
 			return -1;
 		}
 	}
+	r->expires_at = json_string_value(json_object_get(root, "expires_at"));
 	return 0;
 }
 

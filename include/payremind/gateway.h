@@ -23,7 +23,12 @@ struct gw_message {
 	const char *from;        /* short code; refused unless conf_sender_allowed() */
 	const char *to;          /* E.164 */
 	const char *text;        /* UTF-8 */
+	int64_t expires_at; /* the end of the recipient's contact window (epoch s), 0 = none (SPEC §11) */
+	int64_t now;        /* the instant the request is built (epoch s), for the time left */
 };
+
+/* The validity a request carries: whole seconds left until expires_at, at least 1; 0 when none. */
+int64_t gw_seconds_left(const struct gw_message *m);
 
 /* An HTTP request ready for libcurl. Free with gw_request_free(). */
 struct gw_request {

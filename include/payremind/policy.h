@@ -87,6 +87,10 @@ const struct policy_region *policy_region_find(const struct policy_rules *rules,
 int policy_decide(const struct policy_rules *rules, const struct policy_row *row,
     const struct policy_history *hist, int64_t now, struct policy_decision *out)
     __attribute__((warn_unused_result));
+/* The end of the region's contact window that contains instant now in zone (epoch s; the latest end of
+ * the windows containing it): 0, or -1 when now is in none, or the region or zone is unknown. */
+int policy_window_end(const struct policy_rules *rules, const char *region, const char *zone, int64_t now,
+    int64_t *end) __attribute__((warn_unused_result));
 /* The instant reminder `step` of a row becomes due: local midnight of due_date + offsets_days[step] in
  * zone. 0 with *at = 0 when there is no such step (the row is done), -1 for an unknown zone. */
 int policy_step_at(const struct policy_rules *rules, int32_t due_date, const char *zone, int step,

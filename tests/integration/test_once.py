@@ -318,6 +318,22 @@ def test_the_rate_counts_segments_not_messages(ctx):
     assert times[-1] - times[0] >= (60 - 2 - 1.4) / 20.0 * 0.95, times[-1] - times[0]
 
 
+def test_each_request_carries_the_end_of_the_recipients_window(ctx):
+    # SPEC §11: json "expires_at" is the end of the window the recipient is in (here the test regions'
+    # 00:00-24:00: the next local midnight of the row's zone), in UTC with Z and whole seconds.
+    gw = ctx.sandbox()
+    db = ctx.db
+    conf = write_conf(ctx.tmp, db, gw.url)
+    db.add_due("W-1", "+15145560101", time_zone="America/Toronto")
+    db.add_due("W-2", "+15145560102", time_zone="America/Vancouver")
+    assert summary(run_once(conf))["sent"] == 2
+    want = dict(db.q("""SELECT z, to_char(((now() AT TIME ZONE z)::date + 1)::timestamp AT TIME ZONE z
+                                        AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                          FROM unnest(ARRAY['America/Toronto', 'America/Vancouver']) z"""))
+    got = {r["to"]: r["expires_at"] for r in gw.accepted()}
+    assert got == {"+15145560101": want["America/Toronto"], "+15145560102": want["America/Vancouver"]}, (got, want)
+
+
 def test_token_expired_settled_or_paid_gives_no_row(ctx):
     gw = ctx.sandbox()
     db = ctx.db

@@ -788,6 +788,60 @@ test_outcome_to_text_names_every_outcome(void **state)
 		assert_string_equal(gw_outcome_to_text(cases[i].outcome), cases[i].text);
 }
 
+/* Each dialect carries the end of the recipient's window (SPEC §11): json expires_at (UTC, whole seconds,
+ * Z), Twilio ValidityPeriod (seconds left, at most 36000), Kannel validity (whole minutes left, rounded
+ * down, at least 1); none of them when there is no window end (a keyword reply). */
+static void
+test_every_dialect_carries_the_window_end(void **state)
+{
+	static const struct {
+		int64_t left;
+		const char *json, *twilio, *kannel;
+	} cases[] = {
+		{ 3 * 3600 + 59, "\"expires_at\":\"2026-12-01T01:00:00Z\"", "ValidityPeriod=10859",
+		    "validity=180" },
+		{ 11 * 3600, "\"expires_at\":\"2026-12-01T01:00:00Z\"", "ValidityPeriod=36000",
+		    "validity=660" },
+		{ 45, "\"expires_at\":\"2026-12-01T01:00:00Z\"", "ValidityPeriod=45", "validity=1" },
+		{ -1, NULL, NULL, NULL },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct gw_message m = message("27022", TO, "x");
+		struct conf *json = conf_new(CONF_DIALECT_JSON, "http://127.0.0.1:9090/sms", "", NULL);
+		struct conf *tw =
+		    conf_new(CONF_DIALECT_TWILIO, "https://api.twilio.com", TWILIO_SID, "t0k3n");
+		struct conf *kn = conf_new(CONF_DIALECT_KANNEL, KANNEL_URL, "aro", "pw");
+		struct gw_request a = { 0 }, b = { 0 }, c = { 0 };
+
+		if (cases[i].left >= 0) {
+			m.expires_at = 1796086800; /* 2026-12-01T01:00:00Z */
+			m.now = m.expires_at - cases[i].left;
+		}
+		build_ok(json, &m, &a);
+		build_ok(tw, &m, &b);
+		build_ok(kn, &m, &c);
+		if (cases[i].json != NULL) {
+			assert_non_null(strstr(a.body, cases[i].json));
+			assert_non_null(strstr(b.body, cases[i].twilio));
+			assert_non_null(strstr(c.url, cases[i].kannel));
+			assert_null(strstr(c.url, "validity=0"));
+		} else {
+			assert_null(strstr(a.body, "expires_at"));
+			assert_null(strstr(b.body, "ValidityPeriod"));
+			assert_null(strstr(c.url, "validity"));
+		}
+		gw_request_free(&a);
+		gw_request_free(&b);
+		gw_request_free(&c);
+		free(json);
+		free(tw);
+		free(kn);
+	}
+}
+
 int
 main(void)
 {
@@ -810,6 +864,7 @@ main(void)
 		cmocka_unit_test(test_transport_failures_retry_before_sending_and_are_ambiguous_after),
 		cmocka_unit_test(test_retry_after_takes_seconds_or_http_date_capped_at_one_hour),
 		cmocka_unit_test(test_outcome_to_text_names_every_outcome),
+		cmocka_unit_test(test_every_dialect_carries_the_window_end),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -680,6 +680,33 @@ step_at_is_local_midnight_of_due_date_plus_offset(void **state)
 	}
 }
 
+/* The end of the window that contains an instant, in the recipient's zone (the validity a request carries,
+ * SPEC §11). */
+static void
+window_end_is_the_close_of_the_current_window(void **state)
+{
+	struct policy_rules r;
+	int64_t end = 0;
+
+	(void)state;
+	policy_defaults(&r);
+	/* Monday 2026-11-30 10:00 in Toronto (EST): QC closes at 20:00 EST = 01:00Z. */
+	assert_int_equal(policy_window_end(&r, "QC", "America/Toronto", 1796050800, &end), 0);
+	assert_int_equal(end, 1796086800);
+	/* The same instant in Vancouver is 07:00 PST, BC's opening: it closes at 21:00 PST = 05:00Z. */
+	assert_int_equal(policy_window_end(&r, "BC", "America/Vancouver", 1796050800, &end), 0);
+	assert_int_equal(end, 1796050800 + 14 * 3600);
+	/* Sunday 2026-11-29 12:00 EST: QC has no window; ON's Sunday window 13:00-17:00 is not open yet. */
+	assert_int_equal(policy_window_end(&r, "QC", "America/Toronto", 1795971600, &end), -1);
+	assert_int_equal(policy_window_end(&r, "ON", "America/Toronto", 1795971600, &end), -1);
+	/* Sunday 14:00 EST: ON closes at 17:00 EST = 22:00Z. */
+	assert_int_equal(policy_window_end(&r, "ON", "America/Toronto", 1795978800, &end), 0);
+	assert_int_equal(end, 1795989600);
+	/* Unknown region or zone: none. */
+	assert_int_equal(policy_window_end(&r, "XX", "America/Toronto", 1796050800, &end), -1);
+	assert_int_equal(policy_window_end(&r, "QC", "Mars/Olympus", 1796050800, &end), -1);
+}
+
 int
 main(void)
 {
@@ -692,6 +719,7 @@ main(void)
 		cmocka_unit_test(step_at_is_local_midnight_of_due_date_plus_offset),
 		cmocka_unit_test(decide_agrees_with_spec_at_random_instants),
 		cmocka_unit_test(decide_agrees_with_spec_across_dst_weekends),
+		cmocka_unit_test(window_end_is_the_close_of_the_current_window),
 	};
 
 	return cmocka_run_group_tests(tests, setup_rules, NULL);
