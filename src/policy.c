@@ -354,7 +354,7 @@ policy_window_end(
 {
 	const struct policy_region *r = policy_region_find(rules, region);
 	struct tz_local lt, at = { 0 };
-	int minute, best = -1, i;
+	int minute, best = -1, i, n;
 	int32_t day;
 
 	if (r == NULL || tz_to_local(zone, now, &lt) == -1)
@@ -369,7 +369,26 @@ policy_window_end(
 	}
 	if (best < 0)
 		return -1;
-	day = tz_days_from_civil(lt.year, lt.month, lt.day) + best / 1440;
+	day = tz_days_from_civil(lt.year, lt.month, lt.day);
+	/* A window to midnight that the next day's window continues from 00:00 (not a holiday) is one window:
+	 * follow it, a week at most. */
+	for (n = 0; best == 1440 && n < 7; n++) {
+		struct tz_local next = { 0 };
+		int wday = (lt.wday + n + 1) % 7, ext = -1;
+
+		tz_civil_from_days(day + 1, &next.year, &next.month, &next.day);
+		if (policy_is_holiday(r, day + 1, &next))
+			break;
+		for (i = 0; i < r->nwindows && i < POLICY_MAX_WINDOWS; i++)
+			if ((r->windows[i].days & (1u << wday)) && r->windows[i].start_min == 0 &&
+			    r->windows[i].end_min > ext)
+				ext = r->windows[i].end_min;
+		if (ext < 0)
+			break;
+		day++;
+		best = ext;
+	}
+	day += best / 1440;
 	tz_civil_from_days(day, &at.year, &at.month, &at.day);
 	at.hour = best % 1440 / 60;
 	at.minute = best % 60;

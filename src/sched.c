@@ -711,10 +711,20 @@ sched_send(struct sched *s, struct job *j)
 	else if (j->body != NULL)
 		m.text = j->body;
 	/* A reminder tells the gateway when its recipient's window closes: a queueing gateway drops it then
-	 * rather than deliver it late (SPEC §11). A keyword reply answers at any hour. */
+	 * rather than deliver it late (SPEC §11). None starts with less than window_guard_s left: it goes
+	 * back untouched until the window has closed, and the policy then finds the next one. A keyword
+	 * reply answers at any hour. */
 	if (j->kind == JOB_REMINDER &&
-	    policy_window_end(&s->conf->rules, j->region, j->time_zone, m.now, &m.expires_at) == -1)
-		m.expires_at = 0;
+	    (policy_window_end(&s->conf->rules, j->region, j->time_zone, m.now, &m.expires_at) == -1 ||
+	        m.expires_at - m.now < s->conf->schedule.window_guard_s)) {
+		log_info(
+		    "reminder=%s: not sent now: its recipient's contact window %s (schedule.window_guard_s %d)",
+		    j->rem_id, m.expires_at > m.now ? "closes too soon" : "is closed",
+		    s->conf->schedule.window_guard_s);
+		breaker_cancel(&s->breaker);
+		sched_unsend(s, j, m.expires_at > m.now ? (double)m.expires_at : (double)m.now + 1);
+		return;
+	}
 	if ((m.text == text && sched_render(s, j, text, sizeof(text), err, sizeof(err)) == -1) ||
 	    gw_build(s->dialect, s->conf, &m, &req, err, sizeof(err)) == -1) {
 		log_warnx("%s=%s: not sent: %s", j->kind == JOB_REPLY ? "reply" : "reminder", j->rem_id, err);

@@ -319,19 +319,50 @@ def test_the_rate_counts_segments_not_messages(ctx):
 
 
 def test_each_request_carries_the_end_of_the_recipients_window(ctx):
-    # SPEC §11: json "expires_at" is the end of the window the recipient is in (here the test regions'
-    # 00:00-24:00: the next local midnight of the row's zone), in UTC with Z and whole seconds.
+    # SPEC §11: json "expires_at" is the end of the window the recipient is in, in UTC with Z and whole
+    # seconds. The test regions are open 00:00-24:00 every day: one window a week long (followed at most
+    # a week), ending at local midnight 8 days from today in the row's zone.
     gw = ctx.sandbox()
     db = ctx.db
     conf = write_conf(ctx.tmp, db, gw.url)
     db.add_due("W-1", "+15145560101", time_zone="America/Toronto")
     db.add_due("W-2", "+15145560102", time_zone="America/Vancouver")
     assert summary(run_once(conf))["sent"] == 2
-    want = dict(db.q("""SELECT z, to_char(((now() AT TIME ZONE z)::date + 1)::timestamp AT TIME ZONE z
+    want = dict(db.q("""SELECT z, to_char(((now() AT TIME ZONE z)::date + 8)::timestamp AT TIME ZONE z
                                         AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
                           FROM unnest(ARRAY['America/Toronto', 'America/Vancouver']) z"""))
     got = {r["to"]: r["expires_at"] for r in gw.accepted()}
     assert got == {"+15145560101": want["America/Toronto"], "+15145560102": want["America/Vancouver"]}, (got, want)
+
+
+def test_no_request_starts_in_the_last_seconds_of_the_window(ctx):
+    # schedule.window_guard_s: a reminder whose recipient's window closes in less than that waits for the
+    # next window (SPEC §11). A zone where it is now mid-day, a window closing 2 minutes from now.
+    import datetime
+    import zoneinfo
+    zone = next(z for z in ("America/Toronto", "Europe/Paris", "Asia/Tokyo", "Pacific/Auckland")
+                if 120 <= (lambda t: t.hour * 60 + t.minute)(datetime.datetime.now(zoneinfo.ZoneInfo(z))) <= 1300)
+    local = datetime.datetime.now(zoneinfo.ZoneInfo(zone))
+    close = local.hour * 60 + local.minute + 2
+    regions = f"""regions = {{ QC = {{ windows = ( {{ days = ["mon","tue","wed","thu","fri","sat","sun"];
+        start = "00:00"; end = "{close // 60:02d}:{close % 60:02d}"; }} ); holidays = "none"; notice_days = 0; }}; }};"""
+    gw = ctx.sandbox()
+    db = ctx.db
+    db.add_due("G-1", "+15145560201", time_zone=zone)
+    guarded = write_conf(ctx.tmp, db, gw.url, regions=regions, schedule=dict(window_guard_s=300))
+    s = summary(run_once(guarded))
+    assert s["sent"] == 0 and gw.accepted() == [], (s, gw.accepted())
+    # Handed back untouched (its attempt not counted), due again once the window has closed.
+    assert db.q("SELECT state, attempts FROM payremind.reminders") == [("queued", 0)]
+    assert db.one("SELECT next_at > now() + interval '30 seconds' AND next_at <= now() + interval '3 minutes'"
+                  " FROM payremind.due_accounts")
+    # With 60 s or more left and a 30 s guard it goes.
+    db.q("UPDATE payremind.due_accounts SET next_at = now()")
+    db.q("UPDATE payremind.reminders SET next_attempt_at = now()")
+    relaxed = write_conf(ctx.tmp, db, gw.url, regions=regions, schedule=dict(window_guard_s=30), name="relaxed.conf")
+    assert summary(run_once(relaxed))["sent"] == 1
+    [rec] = gw.accepted()
+    assert rec["expires_at"] is not None
 
 
 def test_token_expired_settled_or_paid_gives_no_row(ctx):

@@ -702,6 +702,15 @@ window_end_is_the_close_of_the_current_window(void **state)
 	/* Sunday 14:00 EST: ON closes at 17:00 EST = 22:00Z. */
 	assert_int_equal(policy_window_end(&r, "ON", "America/Toronto", 1795978800, &end), 0);
 	assert_int_equal(end, 1795989600);
+	/* A window to midnight that the next day continues from 00:00 is one window: Monday and Tuesday
+	 * 00:00-24:00, at Monday 2026-11-30 23:00 EST, closes Wednesday 00:00 EST = 05:00Z. */
+	r.nregions = 0;
+	r.regions[0] = (struct policy_region){ .code = "MT", .nwindows = 1, .holidays = HOLIDAYS_NONE };
+	r.regions[0].windows[0] = (struct policy_window){ (1u << 1) | (1u << 2), 0, 1440 };
+	r.nregions = 1;
+	assert_int_equal(policy_window_end(&r, "MT", "America/Toronto", 1796097600, &end), 0);
+	assert_int_equal(end, 1796187600);
+	policy_defaults(&r);
 	/* Unknown region or zone: none. */
 	assert_int_equal(policy_window_end(&r, "XX", "America/Toronto", 1796050800, &end), -1);
 	assert_int_equal(policy_window_end(&r, "QC", "Mars/Olympus", 1796050800, &end), -1);
