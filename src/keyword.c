@@ -25,25 +25,25 @@ static const struct {
 
 /*
  * CWTA: name the program, the support line, how to stop, the frequency; the opt-out confirmation says
- * how to opt back in. GSM-7 only (é and à are in the basic set; ê, ç and ’ are not), one segment each:
+ * how to opt back in. French as OQLF writes it (1 877 322-1414, de 8 h à 20 h), English as CWTA does. GSM-7 only (é and à are in the basic set; ê, ç and ’ are not), one segment each:
  * test_keyword checks both.
  */
 static const char *const keyword_replies[][2] = {
 	[KEYWORD_OPT_OUT] = { "ARO: you are unsubscribed from payment reminders by text and will get no "
 	                      "more. Reply START to "
 	                      "resubscribe. Help: 1-877-322-1414",
-	    "ARO : vous ne recevrez plus de rappels de paiement par texto. Répondez RETOUR pour vous "
-	    "réabonner. Aide : 1-877-322-1414" },
+	    "ARO : vous ne recevrez plus de textos de notre part. Aide : 1 877 322-1414. Pour vous réabonner, "
+	    "textez RETOUR." },
 	[KEYWORD_HELP] = { "ARO payment reminders: up to 3 texts per amount due. Help: 1-877-322-1414 "
 	                   "(Mon-Fri 8:00-20:00 "
 	                   "ET). Reply STOP to unsubscribe. Msg&data rates may apply.",
-	    "Rappels de paiement ARO : 3 textos au plus par somme due. Aide : 1-877-322-1414 (lun-ven "
-	    "8h-20h HE). Répondez ARRET pour vous désabonner." },
+	    "ARO, rappels de paiement par texto (3 au plus par somme due). Aide : 1 877 322-1414, du lun. au "
+	    "ven., de 8 h à 20 h (heure de l'Est). Textez ARRET pour cesser." },
 	[KEYWORD_OPT_IN] = { "ARO: you are subscribed again to payment reminders by text. Reply STOP to "
 	                     "unsubscribe, HELP for "
 	                     "help. Info: 1-877-322-1414",
-	    "ARO : vous recevrez de nouveau les rappels de paiement par texto. Répondez ARRET pour vous "
-	    "désabonner. Aide : 1-877-322-1414" },
+	    "ARO : vous recevrez de nouveau nos rappels de paiement par texto. Aide : 1 877 322-1414. Textez "
+	    "ARRET pour ne plus en recevoir." },
 };
 
 /* Base letters of U+00C0..U+00FF ('?' for Æ, ×, Þ, ß, æ, ÷, þ: never part of a keyword). */

@@ -134,7 +134,7 @@ def test_arret_from_a_phone_opts_out_cancels_and_is_confirmed_in_french_from_the
     s.mo(B, "270282", "arrêt")
     texts = assert_replies_went_out(s, {A: ("27022", "opt_out", "fr"), B: ("270282", "opt_out", "fr")})
     for text in texts.values():
-        assert "Répondez RETOUR" in text and "1-877-322-1414" in text, text
+        assert "textez RETOUR" in text and "1 877 322-1414" in text, text
     assert db.q("SELECT msisdn, source FROM payremind.opt_outs ORDER BY msisdn") == [(B, "keyword"), (A, "keyword")]
     assert db.q("SELECT gateway, msisdn, short_code, text, keyword, action FROM payremind.inbound_messages "
                 "ORDER BY msisdn") == [("kannel", B, "270282", "arrêt", "ARRET", "opt_out"),
@@ -159,7 +159,7 @@ def test_help_and_aide_are_answered_in_their_language_from_the_short_code_writte
                                         C: ("27022", "help", "fr")})
     assert "Reply STOP" in texts[A] and "1-877-322-1414" in texts[A], texts[A]
     for msisdn in (B, C):
-        assert "Répondez ARRET" in texts[msisdn] and "1-877-322-1414" in texts[msisdn], texts[msisdn]
+        assert "Textez ARRET" in texts[msisdn] and "1 877 322-1414" in texts[msisdn], texts[msisdn]
     assert db.one("SELECT count(*) FROM payremind.opt_outs") == 0
 
 
@@ -197,7 +197,7 @@ def test_start_and_retour_opt_back_in_and_the_parked_reminder_goes_out(ctx):
     got = s.mts(3)
     confirmations = {(m.sender, m.receiver, m.text) for m in got if "pay.aro.ca" not in m.text}
     assert confirmations == {(r[1], r[0], r[4]) for r in queued}, (got, queued)
-    assert "Répondez ARRET" in queued[0][4] and "Reply STOP" in queued[1][4], queued
+    assert "Textez ARRET" in queued[0][4] and "Reply STOP" in queued[1][4], queued
     [reminder] = [m for m in got if "pay.aro.ca" in m.text]
     assert (reminder.sender, reminder.receiver) == ("27022", A), reminder
     wait(lambda: db.states() == {"delivered": 1}, "A's reminder delivered", db.states)

@@ -168,7 +168,9 @@ test_replies_fit_one_gsm7_segment_and_say_who_how_to_stop_and_call(void **state)
 		assert_true(info.units <= 160);
 		assert_int_equal(info.segments, 1);
 		assert_non_null(strstr(text, "ARO"));
-		assert_non_null(strstr(text, "1-877-322-1414"));
+		/* the number in each language's notation (OQLF in French) */
+		assert_non_null(
+		    strstr(text, cases[i].lang == KEYWORD_FR ? "1 877 322-1414" : "1-877-322-1414"));
 		assert_non_null(strstr(text, cases[i].must));
 	}
 }
@@ -187,7 +189,7 @@ test_replies_differ_by_language_and_none_has_no_reply(void **state)
 		           *fr = keyword_reply(actions[i], KEYWORD_FR);
 
 		assert_string_not_equal(en, fr);
-		assert_non_null(strstr(fr, "Répondez"));
+		assert_true(strstr(fr, "textez") != NULL || strstr(fr, "Textez") != NULL);
 		assert_non_null(strstr(en, "Reply"));
 	}
 }
