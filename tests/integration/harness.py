@@ -313,6 +313,18 @@ def set_listen(conf, **keys):
     return conf
 
 
+def http_request(port, method, path, body=None, headers=None):
+    """One HTTP/1.1 request to 127.0.0.1:port: (status, headers with lower-case names, body text)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode()
+    finally:
+        conn.close()
+
+
 def free_port():
     """A TCP port free on loopback right now (for a daemon's listener)."""
     import socket

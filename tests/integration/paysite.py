@@ -4,7 +4,6 @@ sent by a real --once run, then payremindd with its listener serving their links
 
 import hashlib
 import hmac
-import http.client
 import http.server
 import json
 import re
@@ -84,13 +83,7 @@ class Site:
             return False
 
     def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            r = conn.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode()
-        finally:
-            conn.close()
+        return harness.http_request(self.port, method, path, body, headers)
 
     def page(self, msisdn, method="GET", query="", ua=None):
         return self.request(method, f"/p/{self.tokens[msisdn]}{query}", headers={"User-Agent": ua} if ua else {})

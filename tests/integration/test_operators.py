@@ -5,7 +5,6 @@ shipped Prometheus rules and Grafana dashboard."""
 import collections
 import hashlib
 import hmac
-import http.client
 import json
 import os
 import pwd
@@ -35,14 +34,7 @@ def os_user():
 USER = os_user()
 
 
-def req(port, method, path, body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        r = conn.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode()
-    finally:
-        conn.close()
+req = harness.http_request
 
 
 def metrics(port):
