@@ -348,42 +348,50 @@ policy_decide(const struct policy_rules *rules, const struct policy_row *row,
 	return policy_next_send(&c, now, b.until, &out->next_at);
 }
 
+/* The latest end of the region's windows on weekday wday that start at or before minute and end after
+ * it, followed through windows that touch or overlap; -1 when none contains minute. */
+static int
+policy_window_close(const struct policy_region *r, int wday, int minute)
+{
+	int best = -1, grew = 1, i;
+
+	while (grew) {
+		grew = 0;
+		for (i = 0; i < r->nwindows && i < POLICY_MAX_WINDOWS; i++) {
+			const struct policy_window *w = &r->windows[i];
+
+			if ((w->days & (1u << wday)) && w->start_min <= (best < 0 ? minute : best) &&
+			    (best < 0 ? minute : best) < w->end_min && w->end_min > best) {
+				best = w->end_min;
+				grew = 1;
+			}
+		}
+	}
+	return best;
+}
+
 int
 policy_window_end(
     const struct policy_rules *rules, const char *region, const char *zone, int64_t now, int64_t *end)
 {
 	const struct policy_region *r = policy_region_find(rules, region);
 	struct tz_local lt, at = { 0 };
-	int minute, best = -1, i, n;
+	int best, ext, n;
 	int32_t day;
 
 	if (r == NULL || tz_to_local(zone, now, &lt) == -1)
 		return -1;
-	minute = lt.hour * 60 + lt.minute;
-	for (i = 0; i < r->nwindows && i < POLICY_MAX_WINDOWS; i++) {
-		const struct policy_window *w = &r->windows[i];
-
-		if ((w->days & (1u << lt.wday)) && w->start_min <= minute && minute < w->end_min &&
-		    w->end_min > best)
-			best = w->end_min;
-	}
-	if (best < 0)
+	if ((best = policy_window_close(r, lt.wday, lt.hour * 60 + lt.minute)) < 0)
 		return -1;
 	day = tz_days_from_civil(lt.year, lt.month, lt.day);
 	/* A window to midnight that the next day's window continues from 00:00 (not a holiday) is one window:
 	 * follow it, a week at most. */
 	for (n = 0; best == 1440 && n < 7; n++) {
 		struct tz_local next = { 0 };
-		int wday = (lt.wday + n + 1) % 7, ext = -1;
 
 		tz_civil_from_days(day + 1, &next.year, &next.month, &next.day);
-		if (policy_is_holiday(r, day + 1, &next))
-			break;
-		for (i = 0; i < r->nwindows && i < POLICY_MAX_WINDOWS; i++)
-			if ((r->windows[i].days & (1u << wday)) && r->windows[i].start_min == 0 &&
-			    r->windows[i].end_min > ext)
-				ext = r->windows[i].end_min;
-		if (ext < 0)
+		if (policy_is_holiday(r, day + 1, &next) ||
+		    (ext = policy_window_close(r, (lt.wday + n + 1) % 7, 0)) < 0)
 			break;
 		day++;
 		best = ext;

@@ -900,6 +900,15 @@ sched_dispatch(struct sched *s)
 	sched_start(s, c);
 }
 
+static int
+sched_connection_lost(const PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+	return !db_ok(res) &&
+	    (state == NULL || strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0);
+}
+
 static void
 sched_record_cb(PGresult *res, void *arg)
 {
@@ -910,7 +919,9 @@ sched_record_cb(PGresult *res, void *arg)
 	int i;
 
 	s->ncalls--;
-	if (res == NULL) { /* the connection went before the answer: keep them for when it is back */
+	/* The connection went before the answer, or the server ended the session (class 08, 57P0x): keep
+	 * them for when it is back (the update is fenced: writing an outcome twice changes nothing). */
+	if (res == NULL || sched_connection_lost(res)) {
 		log_warnx("record: database unavailable: %d outcomes kept until it is back", c->n);
 		for (i = 0; i < c->n; i++) {
 			if (c->jobs[i]->kind == JOB_REMINDER)

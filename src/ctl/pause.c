@@ -85,8 +85,7 @@ ctl_cmd_pause(struct ctl *ctl, int argc, char **argv)
 			    "flight finish; keyword replies still go). payremindctl resume restarts it.\n",
 			    PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), reason != NULL ? ": " : "",
 			    reason != NULL ? reason : "");
-	} else {
-		rc = ctl_run(ctl, "COMMIT");
+	} else if ((rc = ctl_run(ctl, "COMMIT")) == 0) {
 		printf("sending was already paused since %s by %s%s%s: nothing changed\n",
 		    PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetisnull(res, 0, 3) ? "" : ": ",
 		    PQgetisnull(res, 0, 3) ? "" : PQgetvalue(res, 0, 3));
@@ -116,8 +115,7 @@ ctl_cmd_resume(struct ctl *ctl, int argc, char **argv)
 			printf("sending resumed (it was paused since %s by %s, %s s): every daemon starts a "
 			       "batch within 2 s\n",
 			    PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 4));
-	} else {
-		rc = ctl_run(ctl, "COMMIT");
+	} else if ((rc = ctl_run(ctl, "COMMIT")) == 0) {
 		printf("sending was not paused: nothing changed\n");
 	}
 	PQclear(res);

@@ -328,22 +328,24 @@ def test_each_request_carries_the_end_of_the_recipients_window(ctx):
     db.add_due("W-1", "+15145560101", time_zone="America/Toronto")
     db.add_due("W-2", "+15145560102", time_zone="America/Vancouver")
     assert summary(run_once(conf))["sent"] == 2
-    want = dict(db.q("""SELECT z, to_char(((now() AT TIME ZONE z)::date + 8)::timestamp AT TIME ZONE z
-                                        AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-                          FROM unnest(ARRAY['America/Toronto', 'America/Vancouver']) z"""))
+    # from each request's own instant, so a local midnight between the send and this check changes nothing
+    at = {r["to"]: harness.record_time(r) for r in gw.accepted()}
+    want = {z: db.one("""SELECT to_char(((to_timestamp(%s) AT TIME ZONE %s)::date + 8)::timestamp AT TIME ZONE %s
+                                 AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')""", at[n], z, z)
+            for n, z in (("+15145560101", "America/Toronto"), ("+15145560102", "America/Vancouver"))}
     got = {r["to"]: r["expires_at"] for r in gw.accepted()}
     assert got == {"+15145560101": want["America/Toronto"], "+15145560102": want["America/Vancouver"]}, (got, want)
 
 
 def test_no_request_starts_in_the_last_seconds_of_the_window(ctx):
     # schedule.window_guard_s: a reminder whose recipient's window closes in less than that waits for the
-    # next window (SPEC §11). A zone where it is now mid-day, a window closing 2 minutes from now.
+    # next window (SPEC §11). A zone where it is now mid-day, a window closing 2.5 to 3.5 minutes from now.
     import datetime
     import zoneinfo
     zone = next(z for z in ("America/Toronto", "Europe/Paris", "Asia/Tokyo", "Pacific/Auckland")
                 if 120 <= (lambda t: t.hour * 60 + t.minute)(datetime.datetime.now(zoneinfo.ZoneInfo(z))) <= 1300)
     local = datetime.datetime.now(zoneinfo.ZoneInfo(zone))
-    close = local.hour * 60 + local.minute + 2
+    close = local.hour * 60 + local.minute + 3 + (local.second >= 30)
     regions = f"""regions = {{ QC = {{ windows = ( {{ days = ["mon","tue","wed","thu","fri","sat","sun"];
         start = "00:00"; end = "{close // 60:02d}:{close % 60:02d}"; }} ); holidays = "none"; notice_days = 0; }}; }};"""
     gw = ctx.sandbox()
@@ -354,15 +356,16 @@ def test_no_request_starts_in_the_last_seconds_of_the_window(ctx):
     assert s["sent"] == 0 and gw.accepted() == [], (s, gw.accepted())
     # Handed back untouched (its attempt not counted), due again once the window has closed.
     assert db.q("SELECT state, attempts FROM payremind.reminders") == [("queued", 0)]
-    assert db.one("SELECT next_at > now() + interval '30 seconds' AND next_at <= now() + interval '3 minutes'"
+    assert db.one("SELECT next_at > now() + interval '60 seconds' AND next_at <= now() + interval '4 minutes'"
                   " FROM payremind.due_accounts")
-    # With 60 s or more left and a 30 s guard it goes.
+    # With 150 s or more left and a 30 s guard it goes.
     db.q("UPDATE payremind.due_accounts SET next_at = now()")
     db.q("UPDATE payremind.reminders SET next_attempt_at = now()")
     relaxed = write_conf(ctx.tmp, db, gw.url, regions=regions, schedule=dict(window_guard_s=30), name="relaxed.conf")
     assert summary(run_once(relaxed))["sent"] == 1
     [rec] = gw.accepted()
-    assert rec["expires_at"] is not None
+    closes = local.replace(hour=close // 60, minute=close % 60, second=0, microsecond=0)
+    assert rec["expires_at"] == closes.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), rec
 
 
 def test_token_expired_settled_or_paid_gives_no_row(ctx):

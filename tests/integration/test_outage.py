@@ -71,16 +71,20 @@ def run(ctx, kind, outage):
         stalled = len(receivers())
         bouncer.start()
     else:
-        t = threading.Thread(target=lambda: subprocess.run(
+        started = db.one("SELECT pg_postmaster_start_time()")
+        done = []
+        t = threading.Thread(target=lambda: done.append(subprocess.run(
             [os.path.join(harness.SRC, "tests", "pg_fixture.sh"), "outage", harness.STATE, outage, "5"],
-            check=True, capture_output=True))
+            capture_output=True, text=True)))
         t.start()
         time.sleep(1.0)
         during = len(receivers())
         time.sleep(3.5)
         stalled = len(receivers())
         t.join(60)
+        assert not t.is_alive() and done and done[0].returncode == 0, done
         db.reconnect()
+        assert db.one("SELECT pg_postmaster_start_time()") > started, "PostgreSQL did not restart"
         for i, n in enumerate(numbers[ROWS:]):
             db.add_due(f"L-{i}", n)
     final = "SELECT count(*) FROM payremind.reminders WHERE state IN ('sent', 'delivered', 'unknown', 'failed')"

@@ -83,7 +83,8 @@ def test_four_migrates_at_once_through_the_pooler_all_succeed_and_leave_no_lock(
             assert c.fetchall() == []
             c.execute("SELECT count(*) FROM payremind.schema_migrations")
             assert c.fetchone()[0] == len(os.listdir(os.path.join(harness.SRC, "sql")))
-            c.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+            c.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                      " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
             assert c.fetchone()[0] == 0
         conn.close()
         bouncer.stop()

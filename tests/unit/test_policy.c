@@ -710,6 +710,12 @@ window_end_is_the_close_of_the_current_window(void **state)
 	r.nregions = 1;
 	assert_int_equal(policy_window_end(&r, "MT", "America/Toronto", 1796097600, &end), 0);
 	assert_int_equal(end, 1796187600);
+	/* Windows that touch are one: 08:00-12:00 and 12:00-20:00 every day, at Monday 10:00 EST: 20:00 EST. */
+	r.regions[0].windows[0] = (struct policy_window){ 0x7f, 8 * 60, 12 * 60 };
+	r.regions[0].windows[1] = (struct policy_window){ 0x7f, 12 * 60, 20 * 60 };
+	r.regions[0].nwindows = 2;
+	assert_int_equal(policy_window_end(&r, "MT", "America/Toronto", 1796050800, &end), 0);
+	assert_int_equal(end, 1796086800);
 	policy_defaults(&r);
 	/* Unknown region or zone: none. */
 	assert_int_equal(policy_window_end(&r, "XX", "America/Toronto", 1796050800, &end), -1);
