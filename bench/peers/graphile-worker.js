@@ -1,0 +1,91 @@
+'use strict'
+// graphile-worker as a peer of payremind in bench/run --peers (see common.js for the command line).
+
+const pg = require('pg')
+const { run, makeWorkerUtils, Logger } = require('graphile-worker')
+const common = require('./common')
+
+// Its documented high-throughput settings (worker.graphile.org/docs/performance, and the option docs in
+// dist/index.d.ts): a local queue that fetches and locks jobs in batches, and completions batched.
+// maxPoolSize: the docs suggest max(10, concurrentJobs + 2), but the benchmark's cluster has
+// max_connections = 50; with the local queue and batched completions the workers do not hold a connection
+// per job (the jobs themselves never query), so the performance page's own 25 is used.
+const CONCURRENCY = 64
+const SETTINGS = {
+  concurrentJobs: CONCURRENCY,
+  maxPoolSize: 25,
+  localQueue: { size: 4 * CONCURRENCY },
+  completeJobBatchDelay: 0,
+  failJobBatchDelay: 0
+}
+
+const a = common.args()
+common.watchdog(a)
+const connectionString = `postgres:///${a.db}?host=${encodeURIComponent(a.host)}&user=${encodeURIComponent(a.user)}`
+// Warnings and errors only: its default logger writes a line per completed job at level info, which payremindd
+// does not do either (it logs failures and a summary).
+const logger = new Logger(scope => (level, message) => {
+  if (level === 'error' || level === 'warning') process.stderr.write(`graphile-worker ${level}: ${message}\n`)
+})
+
+async function migrate () {
+  const utils = await makeWorkerUtils({ connectionString, logger })
+  await utils.migrate()
+  await utils.release()
+  common.result({ ok: true })
+}
+
+async function enqueue () {
+  const utils = await makeWorkerUtils({ connectionString, logger })
+  await utils.migrate() // already done: one query, and the first connection made before the clock starts
+  const clock = common.stopwatch()
+  for (let i = 0; i < a.n; i += a.chunk) {
+    const specs = []
+    for (let j = i; j < Math.min(a.n, i + a.chunk); j++) specs.push({ identifier: a.kind, payload: common.payload(a.kind, j) })
+    await utils.addJobs(specs)
+  }
+  const m = clock()
+  await utils.release()
+  common.result({ ok: true, jobs: a.n, ...m })
+}
+
+async function work () {
+  let done = 0
+  let errors = 0
+  let allDone
+  const finished = new Promise(resolve => { allDone = resolve })
+  const tasks = {
+    noop: async () => {
+      if (++done >= a.n) allDone()
+    },
+    sms: async (payload, helpers) => {
+      const status = await common.sendSms(a.url, helpers.job.id, payload.to, payload.text)
+      if (!common.is2xx(status)) {
+        errors++
+        throw new Error(`the gateway answered ${status}`)
+      }
+      if (++done >= a.n) allDone()
+    }
+  }
+  const probe = new pg.Client({ host: a.host, user: a.user, database: a.db })
+  await probe.connect()
+  const clock = common.stopwatch()
+  const runner = await run({ connectionString, logger, noHandleSignals: true, taskList: { [a.kind]: tasks[a.kind] }, preset: { worker: SETTINGS } })
+  await finished
+  // every handler has returned: wait for the last batched completions to reach the database (completed jobs
+  // are deleted)
+  let left
+  while ((left = (await probe.query('SELECT count(*)::int AS n FROM graphile_worker._private_jobs')).rows[0].n) > 0) {
+    await common.sleep(5)
+  }
+  const m = clock()
+  await runner.stop()
+  await probe.end()
+  common.result({ ok: errors === 0 && left === 0, jobs: done, errors, ...m, settings: SETTINGS })
+}
+
+const phases = { migrate, enqueue, work }
+phases[a.phase]().then(() => process.exit(0), err => {
+  process.stderr.write(`graphile-worker ${a.phase}: ${err.stack || err}\n`)
+  process.exit(1)
+})
