@@ -33,6 +33,7 @@ struct daemon {
 	struct loop *loop;
 	struct db *db;
 	struct db *rec; /* the scheduler's second connection, for outcomes */
+	struct db *tx;  /* the scheduler's claim transaction */
 	struct sched *sched;
 	struct listener *listener; /* NULL with --once */
 	struct retention *retention;
@@ -332,7 +333,7 @@ stop_check(void *arg)
 	struct daemon *d = arg;
 
 	if (sched_busy(d->sched) || retention_busy(d->retention) || db_pending(d->db) > 0 ||
-	    db_pending(d->rec) > 0) {
+	    db_pending(d->rec) > 0 || db_pending(d->tx) > 0) {
 		loop_timer_set(d->stop_check, 20);
 		return;
 	}
@@ -507,15 +508,18 @@ start(struct daemon *d)
 	}
 	d->rec = db_new(d->loop, d->conf->db_conninfo, d->conf->db_pooled);
 	store_register(d->rec);
+	d->tx = db_new(d->loop, d->conf->db_conninfo, d->conf->db_pooled);
+	store_register(d->tx);
 	if (db_connect(d->db, err, sizeof(err)) == -1 && db_schema_behind(d->db)) {
 		log_warnx("%s (database.conninfo in %s)", err, d->conf_path);
 		exit(EX_CONFIG); /* systemd does not restart on 78: migrating is an operator's step */
 	}
-	if (!db_up(d->db) || db_connect(d->rec, err, sizeof(err)) == -1) {
+	if (!db_up(d->db) || db_connect(d->rec, err, sizeof(err)) == -1 ||
+	    db_connect(d->tx, err, sizeof(err)) == -1) {
 		log_warnx("database unavailable: %s; check database.conninfo in %s", err, d->conf_path);
 		exit(EX_UNAVAILABLE);
 	}
-	d->sched = sched_new(d->loop, d->db, d->rec, d->conf, d->owner, batch_done, d);
+	d->sched = sched_new(d->loop, d->db, d->rec, d->tx, d->conf, d->owner, batch_done, d);
 	d->retention = retention_new(d->db, d->conf);
 	if (!d->once && (d->listener = listener_start(d->conf, err, sizeof(err))) == NULL) {
 		log_warnx("listener: %s", err);
@@ -544,12 +548,14 @@ static void
 finish(struct daemon *d)
 {
 	store_instance_stop(d->db, d->owner);
-	log_info("stopped: sent=%ld failed=%ld retried=%ld unknown=%ld; %ld + %ld database round trips",
+	log_info("stopped: sent=%ld failed=%ld retried=%ld unknown=%ld; %ld + %ld + %ld database round trips",
 	    sched_totals(d->sched)->sent, sched_totals(d->sched)->failed, sched_totals(d->sched)->retried,
-	    sched_totals(d->sched)->unknown, db_round_trips(d->db), db_round_trips(d->rec));
+	    sched_totals(d->sched)->unknown, db_round_trips(d->db), db_round_trips(d->rec),
+	    db_round_trips(d->tx));
 	listener_stop(d->listener);
 	sched_free(d->sched);
 	retention_free(d->retention);
+	db_free(d->tx);
 	db_free(d->rec);
 	db_free(d->db);
 	loop_free(d->loop);

@@ -51,8 +51,9 @@ struct sched_call {
 
 struct sched {
 	struct loop *loop;
-	struct db *db;  /* claims, creations, rescue, replies */
-	struct db *rec; /* outcomes and releases: a second connection, so PostgreSQL works on both at once */
+	struct db *db;  /* rescue, replies */
+	struct db *rec; /* outcomes: a second connection, so PostgreSQL works on both at once */
+	struct db *tx;  /* the claim transaction: claim, creations and rows handed back, one COMMIT */
 	struct http *http;
 	const struct conf *conf;
 	const struct gw_dialect *dialect;
@@ -68,8 +69,9 @@ struct sched {
 	int stopping;
 	int paused; /* an operator paused sending (payremind.control): keyword replies only */
 	double horizon;
-	int ncalls; /* store calls in flight other than claims */
-	int npreparing;
+	int ncalls;                 /* store calls in flight other than claims */
+	int npreparing;             /* reminders being created in the claim transaction */
+	struct sched_call *created; /* created in the claim transaction: sent once it has committed */
 	int nmarking; /* jobs being marked 'sending', about to start (dialects without idempotency key) */
 
 	struct job *ready_head, *ready_tail; /* reminders created, waiting for pace and a slot */
@@ -94,11 +96,11 @@ static void sched_kick(struct sched *s);
 static int sched_claim_limit(const struct sched *s);
 static void sched_send(struct sched *s, struct job *j);
 
-/* 1 while both connections are up: nothing new starts, and no outcome is written, without them. */
+/* 1 while every connection is up: nothing new starts, and no outcome is written, without them. */
 static int
 sched_db_up(const struct sched *s)
 {
-	return db_up(s->db) && db_up(s->rec);
+	return db_up(s->db) && db_up(s->rec) && db_up(s->tx);
 }
 
 static unsigned
@@ -213,8 +215,8 @@ sched_flush_timer(void *arg)
 }
 
 struct sched *
-sched_new(struct loop *loop, struct db *db, struct db *rec, const struct conf *conf, const char *owner,
-    sched_done_cb done_cb, void *arg)
+sched_new(struct loop *loop, struct db *db, struct db *rec, struct db *tx, const struct conf *conf,
+    const char *owner, sched_done_cb done_cb, void *arg)
 {
 	struct sched *s = calloc(1, sizeof(*s));
 	int i;
@@ -223,7 +225,8 @@ sched_new(struct loop *loop, struct db *db, struct db *rec, const struct conf *c
 		fatal("sched_new");
 	s->loop = loop;
 	s->db = db;
-	s->rec = rec != NULL ? rec : db;
+	s->rec = rec;
+	s->tx = tx;
 	s->done_cb = done_cb;
 	s->done_arg = arg;
 	snprintf(s->owner, sizeof(s->owner), "%s", owner);
@@ -346,36 +349,6 @@ sched_decide(struct sched *s, struct job *j, double now)
 }
 
 static void
-sched_release_cb(PGresult *res, void *arg)
-{
-	struct sched_call *c = arg;
-	struct sched *s = c->s;
-	char err[256];
-
-	if (!db_ok(res))
-		log_warnx("release: %s (the leases expire on their own)", db_error(res, err, sizeof(err)));
-	s->ncalls--;
-	sched_call_free(c, 1);
-	sched_kick(s);
-}
-
-/* Hand claimed rows back (the call owns and frees the jobs). */
-static void
-sched_release(struct sched *s, struct sched_call *c)
-{
-	if (c->n == 0) {
-		sched_call_free(c, 1);
-		return;
-	}
-	if (store_release(s->rec, s->owner, c->jobs, c->n, sched_release_cb, c) == -1) {
-		log_warnx("release: database unavailable (the leases expire on their own)");
-		sched_call_free(c, 1);
-		return;
-	}
-	s->ncalls++;
-}
-
-static void
 sched_ready_push(struct sched *s, struct job *j)
 {
 	j->next = NULL;
@@ -495,6 +468,75 @@ sched_prepared_body(struct job *j, const PGresult *res, int i)
 		fatal("prepare");
 }
 
+/* The claim transaction is over: what it created goes to the pace once it committed, else it does not
+ * exist (the server rolled it back: the rows are due again as they were). */
+static void
+sched_tx_done(struct sched *s, int committed)
+{
+	struct sched_call *c = s->created;
+	int i;
+
+	s->created = NULL;
+	s->claiming = 0;
+	s->npreparing = 0;
+	for (i = 0; c != NULL && i < c->n; i++) {
+		if (!committed) {
+			sched_pending_del(s, c->jobs[i]->msisdn);
+			sched_job_free(c->jobs[i]);
+		} else if (s->stopping || s->paused)
+			sched_unsend(s, c->jobs[i], loop_wall_s());
+		else
+			sched_ready_push(s, c->jobs[i]);
+	}
+	if (c != NULL)
+		sched_call_free(c, 0);
+	sched_kick(s);
+}
+
+static void
+sched_commit_cb(PGresult *res, void *arg)
+{
+	struct sched *s = arg;
+	char err[256];
+	int ok = store_committed(res);
+
+	if (!ok && s->created != NULL)
+		log_warnx("claim: the transaction did not commit (%s): its %d reminders do not exist and are "
+		          "not sent",
+		    db_ok(res) ? "rolled back" : db_error(res, err, sizeof(err)), s->created->n);
+	sched_tx_done(s, ok);
+}
+
+/* COMMIT (or ROLLBACK) the claim transaction; a connection gone has rolled it back already. */
+static void
+sched_tx_end(struct sched *s, int commit)
+{
+	if (store_end(s->tx, commit, sched_commit_cb, s) == -1)
+		sched_tx_done(s, 0);
+}
+
+/* A statement of the claim transaction other than the claim and the creation: one that fails makes the
+ * COMMIT roll back. */
+static void
+sched_tx_stmt_cb(PGresult *res, void *arg)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	char err[256];
+
+	(void)arg;
+	if (res != NULL && !db_ok(res) && (state == NULL || strcmp(state, "25P02") != 0))
+		log_warnx("release: %s", db_error(res, err, sizeof(err)));
+}
+
+/* Hand rows back in the claim transaction (the call owns and frees the jobs). */
+static void
+sched_release(struct sched *s, struct sched_call *c)
+{
+	if (c->n > 0 && store_release(s->tx, c->jobs, c->n, sched_tx_stmt_cb, s) == -1)
+		log_warnx("release: database unavailable");
+	sched_call_free(c, 1);
+}
+
 static void
 sched_prepare_cb(PGresult *res, void *arg)
 {
@@ -503,9 +545,8 @@ sched_prepare_cb(PGresult *res, void *arg)
 	char err[256];
 	int i, k;
 
-	s->ncalls--;
-	s->npreparing -= c->n;
 	rest = sched_call_new(s, c->n);
+	s->created = sched_call_new(s, c->n);
 	if (!db_ok(res))
 		log_warnx("prepare: %s", db_error(res, err, sizeof(err)));
 	for (i = 0; db_ok(res) && i < PQntuples(res); i++) {
@@ -520,12 +561,10 @@ sched_prepare_cb(PGresult *res, void *arg)
 		snprintf(c->jobs[k]->token, sizeof(c->jobs[k]->token), "%s", PQgetvalue(res, i, 4));
 		snprintf(c->jobs[k]->short_code, sizeof(c->jobs[k]->short_code), "%s", PQgetvalue(res, i, 5));
 		sched_prepared_body(c->jobs[k], res, i);
-		if (s->stopping || s->paused)
-			sched_unsend(s, c->jobs[k], loop_wall_s());
-		else
-			sched_ready_push(s, c->jobs[k]);
+		s->created->jobs[s->created->n++] = c->jobs[k];
 		c->jobs[k] = NULL;
 	}
+	/* not created: another daemon contacted the number within the gap, or holds the step's retry */
 	for (k = 0; k < c->n; k++) {
 		if (c->jobs[k] == NULL)
 			continue;
@@ -534,9 +573,12 @@ sched_prepare_cb(PGresult *res, void *arg)
 		c->jobs[k]->due_next_step = c->jobs[k]->step;
 		rest->jobs[rest->n++] = c->jobs[k];
 	}
-	sched_release(s, rest);
+	if (db_ok(res))
+		sched_release(s, rest);
+	else
+		sched_call_free(rest, 1);
 	sched_call_free(c, 0);
-	sched_kick(s);
+	sched_tx_end(s, db_ok(res));
 }
 
 static void
@@ -548,11 +590,10 @@ sched_claim_cb(PGresult *res, void *arg)
 	char err[256];
 	int i, n;
 
-	s->claiming = 0;
 	if (!db_ok(res)) {
 		log_warnx("claim: %s", db_error(res, err, sizeof(err)));
 		s->exhausted = 1;
-		sched_kick(s);
+		sched_tx_end(s, 0);
 		return;
 	}
 	n = PQntuples(res);
@@ -577,16 +618,31 @@ sched_claim_cb(PGresult *res, void *arg)
 	}
 	sched_release(s, skip);
 	if (send->n > 0 &&
-	    store_prepare(s->db, s->owner, s->conf, s->dialect->idempotent, send->jobs, send->n,
+	    store_prepare(s->tx, s->owner, s->conf, s->dialect->idempotent, send->jobs, send->n,
 	        sched_prepare_cb, send) == 0) {
-		s->ncalls++;
-		s->npreparing += send->n;
-	} else {
-		for (i = 0; i < send->n; i++)
-			sched_pending_del(s, send->jobs[i]->msisdn);
-		sched_call_free(send, 1);
+		s->npreparing = send->n;
+		return;
 	}
-	sched_kick(s);
+	for (i = 0; i < send->n; i++)
+		sched_pending_del(s, send->jobs[i]->msisdn);
+	sched_call_free(send, 1);
+	sched_tx_end(s, 1);
+}
+
+static void
+sched_begin_cb(PGresult *res, void *arg)
+{
+	struct sched *s = arg;
+	const struct conf *conf = s->conf;
+	char err[256];
+
+	if (!db_ok(res) ||
+	    store_claim(s->tx, sched_claim_limit(s), conf->schedule.lease_s, s->horizon, sched_claim_cb, s) ==
+	        -1) {
+		log_warnx("claim: %s", db_ok(res) ? "database unavailable" : db_error(res, err, sizeof(err)));
+		s->exhausted = 1;
+		sched_tx_done(s, 0);
+	}
 }
 
 /* One key=value line per delivery attempt; never the text, the token or the full number. */
@@ -1018,13 +1074,11 @@ sched_claim_limit(const struct sched *s)
 	return paced < 1 ? 1 : (int)paced;
 }
 
+/* Open the claim transaction: BEGIN, then the claim (sched_begin_cb). */
 static void
 sched_claim(struct sched *s)
 {
-	const struct conf *conf = s->conf;
-
-	if (store_claim(s->db, s->owner, sched_claim_limit(s), conf->schedule.lease_s, s->horizon,
-	        sched_claim_cb, s) == -1) {
+	if (store_begin(s->tx, sched_begin_cb, s) == -1) {
 		log_warnx("claim: database unavailable");
 		s->exhausted = 1;
 		return;

@@ -9,20 +9,15 @@
 /* The last_error a rescue leaves on a reminder or reply whose lease ran out while it was `sending`. */
 #define STORE_RESCUED "lease expired while sending: its daemon stopped or lost the database"
 
-/* Claim: lock up to $2 rows due by $4 that nobody holds, lease them to $1 until now() + $3 s (in columns
- * no index covers: a HOT update), and return what the
- * policy and the template need, with the number's contacts (sent in the last 7 days, or in progress:
- * a queued retry may go out at any moment) and the step's existing reminder. */
+/* Claim, inside the claim transaction (store_begin): lock up to $1 rows due by $2 that nobody holds and
+ * return what the policy and the template need, with the number's contacts (sent in the last 7 days, or
+ * in progress: a queued retry may go out at any moment) and the step's existing reminder. The row lock
+ * is the lease: nothing is written until the creation, and a daemon that dies mid-transaction loses its
+ * locks with its session; one that hangs loses them after $3 (idle_in_transaction_session_timeout, for
+ * this transaction only). A row leased by a daemon of before sql/012 (lease_until) is left to it. */
 static const char store_sql_claim[] =
-    "WITH c AS ("
-    " SELECT id, next_at FROM payremind.due_accounts"
-    "  WHERE next_at <= to_timestamp($4::float8) AND (lease_until IS NULL OR lease_until < now())"
-    "  ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED),"
-    " u AS ("
-    " UPDATE payremind.due_accounts d"
-    "    SET lease_owner = $1::uuid, lease_until = now() + make_interval(secs => $3::int)"
-    "   FROM c WHERE d.id = c.id"
-    " RETURNING d.id, d.next_step, d.msisdn, d.language, d.region, d.time_zone,"
+    "SELECT * FROM ("
+    " SELECT d.id, d.next_step, d.msisdn, d.language, d.region, d.time_zone,"
     "  d.due_date - DATE '1970-01-01', coalesce(d.notice_sent_on - DATE '1970-01-01', -2147483648),"
     "  d.settled_at IS NOT NULL, d.contact_hold IS NOT NULL,"
     "  EXISTS (SELECT 1 FROM payremind.opt_outs o WHERE o.msisdn = d.msisdn),"
@@ -32,11 +27,14 @@ static const char store_sql_claim[] =
     "          FROM payremind.reminders s WHERE s.msisdn = d.msisdn"
     "           AND (s.sent_at > now() - interval '7 days' OR s.state IN ('queued', 'sending'))"
     "           AND NOT (s.due_account_id = d.id AND s.step = d.next_step) LIMIT 64),"
-    "  d.paid_at IS NOT NULL, d.account_ref, c.next_at AS was_due)"
-    " SELECT * FROM u ORDER BY was_due, id";
-/* oldest first: it wins a gap against a twin on one number */ /* oldest first: it wins a gap against a twin on one number */
+    "  d.paid_at IS NOT NULL, d.account_ref, d.next_at AS was_due"
+    "  FROM payremind.due_accounts d"
+    " WHERE d.next_at <= to_timestamp($2::float8) AND (d.lease_until IS NULL OR d.lease_until < now())"
+    "   AND (SELECT set_config('idle_in_transaction_session_timeout', $3::text, true)) IS NOT NULL"
+    " ORDER BY d.next_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED) c"
+    " ORDER BY was_due, id"; /* oldest first: it wins a gap against a twin on one number */
 
-/* Create the reminder and its token in one statement (one transaction); a queued retry of the same
+/* Create the reminder and its token, in the claim transaction; a queued retry of the same
  * step is re-leased instead, keeping its id (the Idempotency-Key), its token and its text. The due row
  * moves on to its next step at the same time ($9: when that step is due), so a sent reminder needs no
  * second write of its due row. A new reminder starts in $12: 'sending' when the dialect honours an
@@ -49,11 +47,11 @@ static const char store_sql_prepare[] =
     " d AS (SELECT v.*, d.msisdn, d.language,"
     "        EXISTS (SELECT 1 FROM payremind.reminders r WHERE r.due_account_id = v.due_id AND r.step = v.step)"
     "          AS retry"
-    "   FROM v, LATERAL (SELECT * FROM payremind.due_accounts d WHERE d.id = v.due_id AND d.lease_owner = $1::uuid) d),"
+    "   FROM v, LATERAL (SELECT * FROM payremind.due_accounts d WHERE d.id = v.due_id) d),"
     /* a new reminder takes its number's ledger row: another daemon's contact within the gap wins */
     " gate AS ("
     "  INSERT INTO payremind.contacts AS c (msisdn, last_at)"
-    "  SELECT DISTINCT msisdn, now() FROM d WHERE NOT d.retry"
+    "  SELECT DISTINCT msisdn, now() FROM d WHERE NOT d.retry ORDER BY msisdn"
     "  ON CONFLICT (msisdn) DO UPDATE SET last_at = now()"
     "   WHERE c.last_at <= now() - make_interval(hours => $8::int)"
     "  RETURNING msisdn),"
@@ -82,13 +80,14 @@ static const char store_sql_prepare[] =
     "    FROM up WHERE up.inserted)"
     " SELECT due_account_id, step, id, attempts, link_token, short_code, body, inserted FROM up";
 
+/* Hand claimed rows back, in the claim transaction. */
 static const char store_sql_release[] =
-    "WITH u AS (SELECT * FROM unnest($2::bigint[], $3::float8[], $4::text[], $5::smallint[])"
+    "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::float8[], $3::text[], $4::smallint[])"
     "           AS u(id, next_at, cancel, next_step)),"
     " rel AS ("
     "  UPDATE payremind.due_accounts d"
     "     SET next_at = to_timestamp(u.next_at), next_step = u.next_step, lease_owner = NULL, lease_until = NULL"
-    "    FROM u WHERE d.id = u.id AND d.lease_owner = $1::uuid"
+    "    FROM u WHERE d.id = u.id"
     "  RETURNING d.id, d.next_step, u.cancel)"
     " UPDATE payremind.reminders r"
     "    SET state = 'cancelled', link_token = NULL, body = NULL, next_attempt_at = NULL, last_error = rel.cancel,"
@@ -201,6 +200,10 @@ static const char store_sql_control[] =
     "SELECT paused_at IS NOT NULL, coalesce(extract(epoch FROM paused_at), 0), paused_by, pause_reason"
     "  FROM payremind.control";
 
+static const char store_sql_begin[] = "BEGIN";
+static const char store_sql_commit[] = "COMMIT";
+static const char store_sql_rollback[] = "ROLLBACK";
+
 static const char store_sql_instance_stop[] =
     "UPDATE payremind.instances SET stopped_at = now(), status = 'stopped' WHERE id = $1::uuid";
 
@@ -293,6 +296,9 @@ static const char store_sql_opt_out[] =
 void
 store_register(struct db *db)
 {
+	db_statement(db, "begin", store_sql_begin);
+	db_statement(db, "commit", store_sql_commit);
+	db_statement(db, "rollback", store_sql_rollback);
 	db_statement(db, "claim", store_sql_claim);
 	db_statement(db, "prepare", store_sql_prepare);
 	db_statement(db, "release", store_sql_release);
@@ -390,15 +396,33 @@ pgarr_end(struct pgarr *a)
 }
 
 int
-store_claim(struct db *db, const char *owner, int limit, int lease_s, double horizon, db_cb cb, void *arg)
+store_begin(struct db *db, db_cb cb, void *arg)
+{
+	return db_query(db, "begin", 0, NULL, cb, arg);
+}
+
+int
+store_end(struct db *db, int commit, db_cb cb, void *arg)
+{
+	return db_query(db, commit ? "commit" : "rollback", 0, NULL, cb, arg);
+}
+
+int
+store_committed(const PGresult *res)
+{
+	return db_ok(res) && strcmp(PQcmdStatus((PGresult *)res), "COMMIT") == 0;
+}
+
+int
+store_claim(struct db *db, int limit, int lease_s, double horizon, db_cb cb, void *arg)
 {
 	char lim[16], lease[16], hz[48];
-	const char *v[4] = { owner, lim, lease, hz };
+	const char *v[3] = { lim, hz, lease };
 
 	snprintf(lim, sizeof(lim), "%d", limit);
-	snprintf(lease, sizeof(lease), "%d", lease_s);
+	snprintf(lease, sizeof(lease), "%ds", lease_s);
 	snprintf(hz, sizeof(hz), "%.3f", horizon);
-	return db_query(db, "claim", 4, v, cb, arg);
+	return db_query(db, "claim", 3, v, cb, arg);
 }
 
 static void
@@ -505,10 +529,10 @@ store_prepare(struct db *db, const char *owner, const struct conf *conf, int han
 }
 
 int
-store_release(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
+store_release(struct db *db, struct job *const *jobs, int n, db_cb cb, void *arg)
 {
 	struct pgarr ids = { 0 }, at = { 0 }, cancel = { 0 }, steps = { 0 };
-	const char *v[5];
+	const char *v[4];
 	int i, rc;
 
 	for (i = 0; i < n; i++) {
@@ -519,12 +543,11 @@ store_release(struct db *db, const char *owner, struct job *const *jobs, int n, 
 		pgarr_text(&cancel, cancelled ? jobs[i]->result.error : NULL);
 		pgarr_int(&steps, jobs[i]->due_next_step);
 	}
-	v[0] = owner;
-	v[1] = pgarr_end(&ids);
-	v[2] = pgarr_end(&at);
-	v[3] = pgarr_end(&cancel);
-	v[4] = pgarr_end(&steps);
-	rc = db_query(db, "release", 5, v, cb, arg);
+	v[0] = pgarr_end(&ids);
+	v[1] = pgarr_end(&at);
+	v[2] = pgarr_end(&cancel);
+	v[3] = pgarr_end(&steps);
+	rc = db_query(db, "release", 4, v, cb, arg);
 	free(ids.buf);
 	free(at.buf);
 	free(cancel.buf);

@@ -1,4 +1,5 @@
-/* bench-dbloop: the database ceiling for bench/: the daemon's own claim, prepare and record statements, no HTTP. */
+/* bench-dbloop: the database ceiling for bench/: the daemon's own claim transaction (BEGIN, claim, prepare,
+ * COMMIT) and record statements, no HTTP. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,7 +131,7 @@ dbl_find(struct dbl_call *c, int64_t due_id)
 	return hit != NULL ? *hit : NULL;
 }
 
-/* Reminders created: fake their outcomes and record them; the next claim is already queued behind. */
+/* Reminders created: fake their outcomes; the COMMIT and the next claim are queued behind. */
 static void
 dbl_prepare_cb(PGresult *res, void *arg)
 {
@@ -139,11 +140,8 @@ dbl_prepare_cb(PGresult *res, void *arg)
 	struct job *j;
 	int i;
 
-	d->ncalls--;
 	if (!db_ok(res)) {
 		dbl_fail(d, "prepare", res);
-		dbl_call_free(c);
-		dbl_check_end(d);
 		return;
 	}
 	for (i = 0; i < PQntuples(res); i++) {
@@ -156,6 +154,22 @@ dbl_prepare_cb(PGresult *res, void *arg)
 	}
 	if (PQntuples(res) != c->n)
 		log_warnx("prepare: %d reminders for %d claimed rows", PQntuples(res), c->n);
+}
+
+/* Committed: record the outcomes on the second connection. */
+static void
+dbl_commit_cb(PGresult *res, void *arg)
+{
+	struct dbl_call *c = arg;
+	struct dbl *d = c->d;
+
+	d->ncalls--;
+	if (!store_committed(res) || d->failed) {
+		dbl_fail(d, "commit", res);
+		dbl_call_free(c);
+		dbl_check_end(d);
+		return;
+	}
 	if (store_record(d->rec, d->owner, c->jobs, c->n, dbl_record_cb, c) == -1) {
 		dbl_fail(d, "record", NULL);
 		dbl_call_free(c);
@@ -198,9 +212,12 @@ dbl_claim_cb(PGresult *res, void *arg)
 		c->jobs[i]->body = dbl_body; /* stored like the daemon's rendered text (never freed) */
 	}
 	qsort(c->jobs, (size_t)c->n, sizeof(*c->jobs), dbl_cmp_job);
-	if (n == 0 || store_prepare(d->db, d->owner, d->conf, 1, c->jobs, c->n, dbl_prepare_cb, c) == -1) {
+	if (n == 0 || store_prepare(d->db, d->owner, d->conf, 1, c->jobs, c->n, dbl_prepare_cb, c) == -1 ||
+	    store_end(d->db, 1, dbl_commit_cb, c) == -1) {
 		if (n > 0)
 			dbl_fail(d, "prepare", NULL);
+		if (n == 0 && store_end(d->db, 1, NULL, NULL) == -1)
+			dbl_fail(d, "commit", NULL);
 		dbl_call_free(c);
 		dbl_check_end(d);
 		return;
@@ -213,8 +230,8 @@ dbl_claim_cb(PGresult *res, void *arg)
 static void
 dbl_claim(struct dbl *d)
 {
-	if (store_claim(d->db, d->owner, d->batch, d->conf->schedule.lease_s, d->horizon, dbl_claim_cb, d) ==
-	    -1) {
+	if (store_begin(d->db, NULL, NULL) == -1 ||
+	    store_claim(d->db, d->batch, d->conf->schedule.lease_s, d->horizon, dbl_claim_cb, d) == -1) {
 		dbl_fail(d, "claim", NULL);
 		dbl_check_end(d);
 	}

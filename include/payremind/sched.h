@@ -20,10 +20,11 @@ struct sched_stats {
 
 typedef void (*sched_done_cb)(const struct sched_stats *batch, void *arg);
 
-/* A scheduler for instance `owner` (uuid) on loop: claims and creations go through db, outcomes and
- * releases through rec (a second connection; NULL: db too); done_cb runs when a batch ends. */
-struct sched *sched_new(struct loop *loop, struct db *db, struct db *rec, const struct conf *conf,
-    const char *owner, sched_done_cb done_cb, void *arg);
+/* A scheduler for instance `owner` (uuid) on loop: the rescue and keyword replies go through db, outcomes
+ * through rec, and the claim transaction (claim, creations, rows handed back) through tx: three
+ * connections, none waiting for another's work; done_cb runs when a batch ends. */
+struct sched *sched_new(struct loop *loop, struct db *db, struct db *rec, struct db *tx,
+    const struct conf *conf, const char *owner, sched_done_cb done_cb, void *arg);
 /* Use conf from the next request on (a reload); conf must outlive its use. */
 void sched_set_conf(struct sched *s, const struct conf *conf);
 /* `live` daemons (this one included) share gateway.rate_per_second from now on. */

@@ -52,8 +52,16 @@ struct job {
 
 /* Register the statements on db (before db_connect). */
 void store_register(struct db *db);
-/* Claim up to limit rows due at or before horizon (epoch s) for lease_s seconds. */
-int store_claim(struct db *db, const char *owner, int limit, int lease_s, double horizon, db_cb cb, void *arg)
+/* The claim transaction: store_begin, store_claim, store_prepare and store_release on one connection,
+ * then store_end. Nothing it created may be sent before store_committed says its COMMIT succeeded. */
+int store_begin(struct db *db, db_cb cb, void *arg) __attribute__((warn_unused_result));
+/* COMMIT (commit) or ROLLBACK the claim transaction. */
+int store_end(struct db *db, int commit, db_cb cb, void *arg) __attribute__((warn_unused_result));
+/* 1 when res answers a COMMIT that committed (an aborted transaction answers COMMIT with ROLLBACK). */
+int store_committed(const PGresult *res);
+/* Lock up to limit rows due at or before horizon (epoch s), in the claim transaction; a daemon that
+ * hangs holding them loses them after lease_s seconds idle. */
+int store_claim(struct db *db, int limit, int lease_s, double horizon, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
 /* Parse claim result row i into job. 0, or -1 when a column is malformed. */
 int store_claim_row(const PGresult *res, int i, struct job *job) __attribute__((warn_unused_result));
@@ -72,9 +80,9 @@ int store_prepare(struct db *db, const char *owner, const struct conf *conf, int
  * owner, lease renewed for lease_s). The result rows: the ids marked. */
 int store_mark(struct db *db, const char *owner, int lease_s, struct job *const *jobs, int n, db_cb cb,
     void *arg) __attribute__((warn_unused_result));
-/* Give claimed rows back: next_at = job->due_next_at (0 = park), next_step = job->due_next_step; cancel
+/* Give claimed rows back, in the claim transaction: next_at = job->due_next_at (0 = park), next_step = job->due_next_step; cancel
  * a queued reminder of the step when job->state is "cancelled" (last_error = job->result.error). */
-int store_release(struct db *db, const char *owner, struct job *const *jobs, int n, db_cb cb, void *arg)
+int store_release(struct db *db, struct job *const *jobs, int n, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
 /* Record outcomes: each reminder (fenced on id + attempts + owner) and, when job->due_next_step >= 0 (a
  * retry, or a reminder handed back), its due row, which the reminder's creation had moved on. */

@@ -315,6 +315,61 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(ctx):
     assert db.one("SELECT count(*) FROM payremind.reminders WHERE link_token IS NOT NULL") == 0
 
 
+def test_a_daemon_frozen_inside_its_claim_transaction_sends_nothing_and_its_rows_go_once(ctx):
+    """The claim, the creations and the rows handed back are one transaction: a daemon that stops inside
+    it holds row locks, writes nothing another daemon can see, loses the locks once it has been idle
+    for schedule.lease_s, and sends nothing of what it created when it wakes up, since its COMMIT
+    fails."""
+    gw = ctx.sandbox()
+    db = ctx.db
+    n = 100
+    conf = write_conf(ctx.tmp, db, gw.url, schedule={"batch_size": 50, "lease_s": 10})
+    a = ctx.spawn(daemon_cmd(conf))
+    wait_until(lambda: "starting" in log_of(a), timeout=20, what="daemon A started, its statements prepared")
+    blocker = db.connect()  # holds the contact ledger: A's creation waits, inside its transaction
+    with blocker.cursor() as c:
+        c.execute("LOCK TABLE payremind.contacts IN EXCLUSIVE MODE")
+    with db.conn.cursor() as c:
+        c.execute("""INSERT INTO payremind.due_accounts (account_ref, msisdn, amount_cents, due_date)
+                     SELECT 'F-' || g, '+1819' || lpad((6000000 + g)::text, 7, '0'), 100, current_date - 3
+                       FROM generate_series(1, %s) g""", (n,))
+    in_db = "datname = current_database() AND pid <> pg_backend_pid()"
+    wait_until(lambda: db.one(f"SELECT count(*) FROM pg_stat_activity WHERE {in_db} AND wait_event_type = 'Lock' "
+                              "AND query LIKE '%%INSERT INTO payremind.contacts%%'") == 1, timeout=20,
+               what="daemon A's creation waiting inside its claim transaction")
+    # A holds its batch by row locks alone: no lease written, nothing created.
+    free = db.one("SELECT count(*) FROM (SELECT 1 FROM payremind.due_accounts FOR UPDATE SKIP LOCKED) x")
+    assert free == n - 50, (free, log_of(a))
+    assert db.one("SELECT count(*) FROM payremind.due_accounts WHERE lease_owner IS NOT NULL") == 0
+    os.kill(a.pid, signal.SIGSTOP)
+    try:
+        blocker.rollback()  # A's creation now runs; A, frozen, never commits
+        wait_until(lambda: db.one(f"SELECT count(*) FROM pg_stat_activity WHERE {in_db} "
+                                  "AND state = 'idle in transaction'") == 1, timeout=20,
+                   what="A's transaction idle, its reminders created but not committed")
+        # Another daemon meanwhile sends the other rows and skips A's.
+        b = harness.summary(harness.run_once(conf))
+        assert b["sent"] == n - 50, b
+        assert db.one("SELECT count(*) FROM payremind.reminders") == n - 50
+        # Idle for lease_s, A's session ends and its rows are due again, as they were.
+        wait_until(lambda: db.one(f"SELECT count(*) FROM pg_stat_activity WHERE {in_db} "
+                                  "AND state = 'idle in transaction'") == 0, timeout=30,
+                   what="A's idle transaction ended by the server")
+        b = harness.summary(harness.run_once(conf))
+        assert b["sent"] == 50, b
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    # A wakes up with its creations answered but its COMMIT refused: it sends none of them.
+    wait_until(lambda: "did not commit" in log_of(a), timeout=20, what="A's COMMIT refused")
+    time.sleep(1)
+    assert stop(a) == 0
+    assert "result=ok" not in log_of(a)
+    per_number = collections.Counter(r["to"] for r in gw.accepted())
+    assert len(per_number) == n and max(per_number.values()) == 1, per_number.most_common(3)
+    assert len(gw.records()) == n
+    assert db.one("SELECT count(*) FROM payremind.reminders WHERE state = 'sent'") == n
+
+
 def test_three_daemons_share_the_rate(ctx):
     gw = ctx.sandbox()
     db = ctx.db
