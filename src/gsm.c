@@ -70,12 +70,31 @@ static const struct {
 	{ 0x2026, "..." },
 };
 
+/* The septets of code points below 256 (nearly every character of a French or English text), filled
+ * once at start-up from the two tables: a lookup instead of a walk through both for each character. */
+static uint8_t gsm_latin[256];
+
+__attribute__((constructor)) static void
+gsm_latin_init(void)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(gsm_extension) / sizeof(gsm_extension[0]); i++)
+		if (gsm_extension[i] < 256)
+			gsm_latin[gsm_extension[i]] = 2;
+	for (i = 0; i < sizeof(gsm_basic) / sizeof(gsm_basic[0]); i++)
+		if (gsm_basic[i] < 256)
+			gsm_latin[gsm_basic[i]] = 1;
+}
+
 /* Septets a code point costs in GSM-7: 1 in the basic set, 2 in the extension, 0 when not GSM-7. */
 static size_t
 gsm_septets(uint32_t cp)
 {
 	size_t i;
 
+	if (cp < 256)
+		return gsm_latin[cp];
 	for (i = 0; i < sizeof(gsm_basic) / sizeof(gsm_basic[0]); i++)
 		if (gsm_basic[i] == cp)
 			return 1;

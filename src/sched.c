@@ -69,10 +69,9 @@ struct sched {
 	int stopping;
 	int paused; /* an operator paused sending (payremind.control): keyword replies only */
 	double horizon;
-	int ncalls;                 /* store calls in flight other than claims */
-	int npreparing;             /* reminders being created in the claim transaction */
-	struct sched_call *created; /* created in the claim transaction: sent once it has committed */
-	int nmarking; /* jobs being marked 'sending', about to start (dialects without idempotency key) */
+	int ncalls;     /* store calls in flight other than claims */
+	int npreparing; /* reminders being created in claim transactions: sent once committed */
+	int nmarking;   /* jobs being marked 'sending', about to start (dialects without idempotency key) */
 
 	struct job *ready_head, *ready_tail; /* reminders created, waiting for pace and a slot */
 	int nready;
@@ -468,18 +467,15 @@ sched_prepared_body(struct job *j, const PGresult *res, int i)
 		fatal("prepare");
 }
 
-/* The claim transaction is over: what it created goes to the pace once it committed, else it does not
+/* A claim transaction is over: what it created (c) goes to the pace once it committed, else it does not
  * exist (the server rolled it back: the rows are due again as they were). */
 static void
-sched_tx_done(struct sched *s, int committed)
+sched_tx_done(struct sched *s, struct sched_call *c, int committed)
 {
-	struct sched_call *c = s->created;
 	int i;
 
-	s->created = NULL;
-	s->claiming = 0;
-	s->npreparing = 0;
-	for (i = 0; c != NULL && i < c->n; i++) {
+	s->npreparing -= c->n;
+	for (i = 0; i < c->n; i++) {
 		if (!committed) {
 			sched_pending_del(s, c->jobs[i]->msisdn);
 			sched_job_free(c->jobs[i]);
@@ -488,31 +484,36 @@ sched_tx_done(struct sched *s, int committed)
 		else
 			sched_ready_push(s, c->jobs[i]);
 	}
-	if (c != NULL)
-		sched_call_free(c, 0);
+	sched_call_free(c, 0);
 	sched_kick(s);
 }
 
 static void
 sched_commit_cb(PGresult *res, void *arg)
 {
-	struct sched *s = arg;
+	struct sched_call *c = arg;
 	char err[256];
 	int ok = store_committed(res);
 
-	if (!ok && s->created != NULL)
+	c->s->ncalls--;
+	if (!ok && c->n > 0)
 		log_warnx("claim: the transaction did not commit (%s): its %d reminders do not exist and are "
 		          "not sent",
-		    db_ok(res) ? "rolled back" : db_error(res, err, sizeof(err)), s->created->n);
-	sched_tx_done(s, ok);
+		    db_ok(res) ? "rolled back" : db_error(res, err, sizeof(err)), c->n);
+	sched_tx_done(c->s, c, ok);
 }
 
-/* COMMIT (or ROLLBACK) the claim transaction; a connection gone has rolled it back already. */
+/* COMMIT (or ROLLBACK) the claim transaction that created c; a connection gone has rolled it back
+ * already. The next claim may queue behind it. */
 static void
-sched_tx_end(struct sched *s, int commit)
+sched_tx_end(struct sched *s, struct sched_call *c, int commit)
 {
-	if (store_end(s->tx, commit, sched_commit_cb, s) == -1)
-		sched_tx_done(s, 0);
+	s->claiming = 0;
+	if (store_end(s->tx, commit, sched_commit_cb, c) == -1) {
+		sched_tx_done(s, c, 0);
+		return;
+	}
+	s->ncalls++;
 }
 
 /* A statement of the claim transaction other than the claim and the creation: one that fails makes the
@@ -540,13 +541,13 @@ sched_release(struct sched *s, struct sched_call *c)
 static void
 sched_prepare_cb(PGresult *res, void *arg)
 {
-	struct sched_call *c = arg, *rest;
+	struct sched_call *c = arg, *rest, *created;
 	struct sched *s = c->s;
 	char err[256];
 	int i, k;
 
 	rest = sched_call_new(s, c->n);
-	s->created = sched_call_new(s, c->n);
+	created = sched_call_new(s, c->n);
 	if (!db_ok(res))
 		log_warnx("prepare: %s", db_error(res, err, sizeof(err)));
 	for (i = 0; db_ok(res) && i < PQntuples(res); i++) {
@@ -561,7 +562,7 @@ sched_prepare_cb(PGresult *res, void *arg)
 		snprintf(c->jobs[k]->token, sizeof(c->jobs[k]->token), "%s", PQgetvalue(res, i, 4));
 		snprintf(c->jobs[k]->short_code, sizeof(c->jobs[k]->short_code), "%s", PQgetvalue(res, i, 5));
 		sched_prepared_body(c->jobs[k], res, i);
-		s->created->jobs[s->created->n++] = c->jobs[k];
+		created->jobs[created->n++] = c->jobs[k];
 		c->jobs[k] = NULL;
 	}
 	/* not created: another daemon contacted the number within the gap, or holds the step's retry */
@@ -573,12 +574,13 @@ sched_prepare_cb(PGresult *res, void *arg)
 		c->jobs[k]->due_next_step = c->jobs[k]->step;
 		rest->jobs[rest->n++] = c->jobs[k];
 	}
+	s->npreparing -= rest->n;
 	if (db_ok(res))
 		sched_release(s, rest);
 	else
 		sched_call_free(rest, 1);
 	sched_call_free(c, 0);
-	sched_tx_end(s, db_ok(res));
+	sched_tx_end(s, created, db_ok(res));
 }
 
 static void
@@ -593,7 +595,7 @@ sched_claim_cb(PGresult *res, void *arg)
 	if (!db_ok(res)) {
 		log_warnx("claim: %s", db_error(res, err, sizeof(err)));
 		s->exhausted = 1;
-		sched_tx_end(s, 0);
+		sched_tx_end(s, sched_call_new(s, 0), 0);
 		return;
 	}
 	n = PQntuples(res);
@@ -620,13 +622,13 @@ sched_claim_cb(PGresult *res, void *arg)
 	if (send->n > 0 &&
 	    store_prepare(s->tx, s->owner, s->conf, s->dialect->idempotent, send->jobs, send->n,
 	        sched_prepare_cb, send) == 0) {
-		s->npreparing = send->n;
+		s->npreparing += send->n;
 		return;
 	}
 	for (i = 0; i < send->n; i++)
 		sched_pending_del(s, send->jobs[i]->msisdn);
 	sched_call_free(send, 1);
-	sched_tx_end(s, 1);
+	sched_tx_end(s, sched_call_new(s, 0), 1);
 }
 
 static void
@@ -641,7 +643,8 @@ sched_begin_cb(PGresult *res, void *arg)
 	        -1) {
 		log_warnx("claim: %s", db_ok(res) ? "database unavailable" : db_error(res, err, sizeof(err)));
 		s->exhausted = 1;
-		sched_tx_done(s, 0);
+		s->claiming = 0;
+		sched_kick(s);
 	}
 }
 
@@ -945,8 +948,10 @@ sched_dispatch(struct sched *s)
 				loop_timer_set(s->pace, wait);
 			break; /* -1: the probe's answer kicks us */
 		}
+		if (s->ready_head->segments == 0) /* counted once: the head may wait through many kicks */
+			s->ready_head->segments = sched_segments(s, s->ready_head);
 		if ((wait = ratelimit_take_n(&s->rl[strcmp(s->ready_head->short_code, "270282") == 0],
-		         sched_segments(s, s->ready_head), now_ms * 1000)) > 0) {
+		         s->ready_head->segments, now_ms * 1000)) > 0) {
 			breaker_cancel(&s->breaker);
 			loop_timer_set(s->pace, (wait + 999) / 1000);
 			break;
@@ -1183,7 +1188,11 @@ static void
 sched_kick(struct sched *s)
 {
 	int limit = sched_claim_limit(s);
-	int low = s->conf->gateway.max_in_flight > limit ? s->conf->gateway.max_in_flight : limit;
+	/* unpaced, a second batch is on its way while the first goes out */
+	int low = limit < s->conf->schedule.batch_size ? limit : 2 * limit;
+
+	if (low < s->conf->gateway.max_in_flight)
+		low = s->conf->gateway.max_in_flight;
 
 	if (s->active && !s->exhausted && sched_held(s))
 		s->exhausted = 1; /* nothing more this batch; the next one looks again */

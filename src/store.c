@@ -14,7 +14,7 @@
  * in progress: a queued retry may go out at any moment) and the step's existing reminder. The row lock
  * is the lease: nothing is written until the creation, and a daemon that dies mid-transaction loses its
  * locks with its session; one that hangs loses them after $3 (idle_in_transaction_session_timeout, for
- * this transaction only). A row leased by a daemon of before sql/012 (lease_until) is left to it. */
+ * this transaction only). A row an older daemon leased (lease_until) is left to it. */
 static const char store_sql_claim[] =
     "SELECT * FROM ("
     " SELECT d.id, d.next_step, d.msisdn, d.language, d.region, d.time_zone,"
@@ -43,10 +43,8 @@ static const char store_sql_claim[] =
  * may be sent again; a re-leased reminder answers its stored text, a new one NULL (the daemon has it). */
 static const char store_sql_prepare[] =
     "WITH v AS (SELECT * FROM unnest($3::bigint[], $4::smallint[], $5::text[], $9::float8[], $10::uuid[],"
-    "           $11::text[]) AS v(due_id, step, token, next_at, rid, body)),"
-    " d AS (SELECT v.*, d.msisdn, d.language,"
-    "        EXISTS (SELECT 1 FROM payremind.reminders r WHERE r.due_account_id = v.due_id AND r.step = v.step)"
-    "          AS retry"
+    "           $11::text[], $13::bool[]) AS v(due_id, step, token, next_at, rid, body, retry)),"
+    " d AS (SELECT v.*, d.msisdn, d.language"
     "   FROM v, LATERAL (SELECT * FROM payremind.due_accounts d WHERE d.id = v.due_id) d),"
     /* a new reminder takes its number's ledger row: another daemon's contact within the gap wins */
     " gate AS ("
@@ -490,9 +488,10 @@ int
 store_prepare(struct db *db, const char *owner, const struct conf *conf, int handed, struct job *const *jobs,
     int n, db_cb cb, void *arg)
 {
-	struct pgarr ids = { 0 }, steps = { 0 }, toks = { 0 }, next = { 0 }, rids = { 0 }, bodies = { 0 };
+	struct pgarr ids = { 0 }, steps = { 0 }, toks = { 0 }, next = { 0 }, rids = { 0 }, bodies = { 0 },
+	             retry = { 0 };
 	char lease[16], ttl[16], gap[16];
-	const char *v[12];
+	const char *v[13];
 	int i, rc;
 
 	for (i = 0; i < n; i++) {
@@ -502,6 +501,7 @@ store_prepare(struct db *db, const char *owner, const struct conf *conf, int han
 		pgarr_time(&next, jobs[i]->due_next_at);
 		pgarr_text(&rids, jobs[i]->rem_id);
 		pgarr_text(&bodies, jobs[i]->body);
+		pgarr_text(&retry, jobs[i]->rem_state[0] != '\0' ? "t" : "f");
 	}
 	snprintf(lease, sizeof(lease), "%d", conf->schedule.lease_s);
 	snprintf(ttl, sizeof(ttl), "%d", conf->token.ttl_hours);
@@ -518,13 +518,15 @@ store_prepare(struct db *db, const char *owner, const struct conf *conf, int han
 	v[9] = pgarr_end(&rids);
 	v[10] = pgarr_end(&bodies);
 	v[11] = handed ? "sending" : "queued";
-	rc = db_query(db, "prepare", 12, v, cb, arg);
+	v[12] = pgarr_end(&retry);
+	rc = db_query(db, "prepare", 13, v, cb, arg);
 	free(ids.buf);
 	free(steps.buf);
 	free(toks.buf);
 	free(next.buf);
 	free(rids.buf);
 	free(bodies.buf);
+	free(retry.buf);
 	return rc;
 }
 

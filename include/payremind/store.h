@@ -45,6 +45,7 @@ struct job {
 	double next_attempt_at; /* epoch s, 0 = none */
 	double due_next_at;     /* epoch s for the due row's next look, 0 = park (NULL) */
 	int due_next_step;
+	int segments;       /* what the short code's rate counts for it; 0 until counted */
 	int attempts_delta; /* -1 when the attempt did not count (never sent) */
 	int64_t started_ms;
 	void *ctx; /* the scheduler sending it */
@@ -68,6 +69,8 @@ int store_claim_row(const PGresult *res, int i, struct job *job) __attribute__((
 /* Create (or re-lease, for a queued retry) the reminder and its token for each job, in one statement,
  * from conf's short code with its lease, token lifetime and gap (a new reminder takes its number's row of
  * the contact ledger: a number another daemon contacted within schedule.min_gap_hours is left out).
+ * A job whose claim found a reminder for its step (job->rem_state) re-leases it: no lookup here, since
+ * the claim's row lock keeps anyone else from creating one meanwhile.
  * A new reminder gets the id job->rem_id (token_uuid7) and the text job->body; a re-leased one keeps its
  * own id, token and text. It is 'sending' at once when handed (an idempotent dialect), else 'queued'
  * under the lease until store_mark. Each created reminder's due row moves on to step + 1, due at
