@@ -14,7 +14,8 @@
  * in progress: a queued retry may go out at any moment) and the step's existing reminder. The row lock
  * is the lease: nothing is written until the creation, and a daemon that dies mid-transaction loses its
  * locks with its session; one that hangs loses them after $3 (idle_in_transaction_session_timeout, for
- * this transaction only). A row an older daemon leased (lease_until) is left to it. */
+ * this transaction only). A row an older daemon leased (lease_until) is left to it. Oldest first: it
+ * wins a gap against a twin on one number. */
 static const char store_sql_claim[] =
     "SELECT * FROM ("
     " SELECT d.id, d.next_step, d.msisdn, d.language, d.region, d.time_zone,"
@@ -32,7 +33,7 @@ static const char store_sql_claim[] =
     " WHERE d.next_at <= to_timestamp($2::float8) AND (d.lease_until IS NULL OR d.lease_until < now())"
     "   AND (SELECT set_config('idle_in_transaction_session_timeout', $3::text, true)) IS NOT NULL"
     " ORDER BY d.next_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED) c"
-    " ORDER BY was_due, id"; /* oldest first: it wins a gap against a twin on one number */
+    " ORDER BY was_due, id";
 
 /* Create the reminder and its token, in the claim transaction; a queued retry of the same
  * step is re-leased instead, keeping its id (the Idempotency-Key), its token and its text. The due row
