@@ -28,7 +28,7 @@ static const char store_sql_claim[] =
     "          FROM payremind.reminders s WHERE s.msisdn = d.msisdn"
     "           AND (s.sent_at > now() - interval '7 days' OR s.state IN ('queued', 'sending'))"
     "           AND NOT (s.due_account_id = d.id AND s.step = d.next_step) LIMIT 64),"
-    "  d.paid_at IS NOT NULL, d.account_ref, d.next_at AS was_due"
+    "  d.paid_at IS NOT NULL, d.account_ref, d.next_at AS was_due, d.ctid"
     "  FROM payremind.due_accounts d"
     " WHERE d.next_at <= to_timestamp($2::float8) AND (d.lease_until IS NULL OR d.lease_until < now())"
     "   AND (SELECT set_config('idle_in_transaction_session_timeout', $3::text, true)) IS NOT NULL"
@@ -41,12 +41,13 @@ static const char store_sql_claim[] =
  * second write of its due row. A new reminder starts in $12: 'sending' when the dialect honours an
  * idempotency key (a crash leaves it to be sent again under the same key), else 'queued' under the lease
  * until store_mark hands it to the HTTP client. Its text ($11, rendered by the daemon) is kept while it
- * may be sent again; a re-leased reminder answers its stored text, a new one NULL (the daemon has it). */
+ * may be sent again; a re-leased reminder answers its stored text, a new one NULL (the daemon has it).
+ * The due rows are not read again: the claim's lock keeps what it read ($14 number, $15 language) and
+ * where it read it ($16, the row's ctid, which nobody else can move while the lock is held). */
 static const char store_sql_prepare[] =
-    "WITH v AS (SELECT * FROM unnest($3::bigint[], $4::smallint[], $5::text[], $9::float8[], $10::uuid[],"
-    "           $11::text[], $13::bool[]) AS v(due_id, step, token, next_at, rid, body, retry)),"
-    " d AS (SELECT v.*, d.msisdn, d.language"
-    "   FROM v, LATERAL (SELECT * FROM payremind.due_accounts d WHERE d.id = v.due_id) d),"
+    "WITH d AS (SELECT * FROM unnest($3::bigint[], $4::smallint[], $5::text[], $9::float8[], $10::uuid[],"
+    "           $11::text[], $13::bool[], $14::text[], $15::text[], $16::tid[])"
+    "           AS d(due_id, step, token, next_at, rid, body, retry, msisdn, language, tid)),"
     /* a new reminder takes its number's ledger row: another daemon's contact within the gap wins */
     " gate AS ("
     "  INSERT INTO payremind.contacts AS c (msisdn, last_at)"
@@ -70,9 +71,9 @@ static const char store_sql_prepare[] =
     "            CASE WHEN r.xmax <> 0 THEN r.body END AS body, r.xmax = 0 AS inserted),"
     /* the due row moves on to its next step now; a retry or a rescue brings it back */
     " nx AS ("
-    "  UPDATE payremind.due_accounts d SET next_step = up.step + 1, next_at = to_timestamp(v.next_at),"
+    "  UPDATE payremind.due_accounts a SET next_step = up.step + 1, next_at = to_timestamp(d.next_at),"
     "         lease_owner = NULL, lease_until = NULL"
-    "    FROM up JOIN v ON v.due_id = up.due_account_id WHERE d.id = up.due_account_id),"
+    "    FROM up JOIN d ON d.due_id = up.due_account_id WHERE a.ctid = d.tid AND a.id = d.due_id),"
     " tok AS ("
     "  INSERT INTO payremind.payment_tokens (token_hash, reminder_id, expires_at)"
     "  SELECT sha256(convert_to(up.link_token, 'UTF8')), up.id, now() + make_interval(hours => $7::int)"
@@ -482,6 +483,7 @@ store_claim_row(const PGresult *res, int i, struct job *job)
 	job->paid = PQgetvalue(res, i, 15)[0] == 't';
 	if (!(job->ref_too_long = strlen(PQgetvalue(res, i, 16)) >= sizeof(job->account_ref)))
 		store_copy(job->account_ref, sizeof(job->account_ref), res, i, 16);
+	store_copy(job->tid, sizeof(job->tid), res, i, 18);
 	return store_parse_history(PQgetvalue(res, i, 14), &job->hist);
 }
 
@@ -490,9 +492,9 @@ store_prepare(struct db *db, const char *owner, const struct conf *conf, int han
     int n, db_cb cb, void *arg)
 {
 	struct pgarr ids = { 0 }, steps = { 0 }, toks = { 0 }, next = { 0 }, rids = { 0 }, bodies = { 0 },
-	             retry = { 0 };
+	             retry = { 0 }, numbers = { 0 }, langs = { 0 }, tids = { 0 };
 	char lease[16], ttl[16], gap[16];
-	const char *v[13];
+	const char *v[16];
 	int i, rc;
 
 	for (i = 0; i < n; i++) {
@@ -503,6 +505,9 @@ store_prepare(struct db *db, const char *owner, const struct conf *conf, int han
 		pgarr_text(&rids, jobs[i]->rem_id);
 		pgarr_text(&bodies, jobs[i]->body);
 		pgarr_text(&retry, jobs[i]->rem_state[0] != '\0' ? "t" : "f");
+		pgarr_text(&numbers, jobs[i]->msisdn);
+		pgarr_text(&langs, jobs[i]->lang);
+		pgarr_text(&tids, jobs[i]->tid);
 	}
 	snprintf(lease, sizeof(lease), "%d", conf->schedule.lease_s);
 	snprintf(ttl, sizeof(ttl), "%d", conf->token.ttl_hours);
@@ -520,7 +525,10 @@ store_prepare(struct db *db, const char *owner, const struct conf *conf, int han
 	v[10] = pgarr_end(&bodies);
 	v[11] = handed ? "sending" : "queued";
 	v[12] = pgarr_end(&retry);
-	rc = db_query(db, "prepare", 13, v, cb, arg);
+	v[13] = pgarr_end(&numbers);
+	v[14] = pgarr_end(&langs);
+	v[15] = pgarr_end(&tids);
+	rc = db_query(db, "prepare", 16, v, cb, arg);
 	free(ids.buf);
 	free(steps.buf);
 	free(toks.buf);
@@ -528,6 +536,9 @@ store_prepare(struct db *db, const char *owner, const struct conf *conf, int han
 	free(rids.buf);
 	free(bodies.buf);
 	free(retry.buf);
+	free(numbers.buf);
+	free(langs.buf);
+	free(tids.buf);
 	return rc;
 }
 

@@ -46,6 +46,7 @@ struct job {
 	double due_next_at;     /* epoch s for the due row's next look, 0 = park (NULL) */
 	int due_next_step;
 	int segments;       /* what the short code's rate counts for it; 0 until counted */
+	char tid[32];       /* the claimed due row's ctid, for its update in the same transaction */
 	int attempts_delta; /* -1 when the attempt did not count (never sent) */
 	int64_t started_ms;
 	void *ctx; /* the scheduler sending it */
