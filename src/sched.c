@@ -69,7 +69,7 @@ struct sched {
 	int stopping;
 	int paused; /* an operator paused sending (payremind.control): keyword replies only */
 	double horizon;
-	int ncalls;     /* store calls in flight other than claims */
+	int ncalls;     /* store calls in flight other than claims (the claims' COMMITs too) */
 	int npreparing; /* reminders being created in claim transactions: sent once committed */
 	int nmarking;   /* jobs being marked 'sending', about to start (dialects without idempotency key) */
 
@@ -498,7 +498,7 @@ sched_commit_cb(PGresult *res, void *arg)
 	c->s->ncalls--;
 	if (!ok && c->n > 0)
 		log_warnx("claim: the transaction did not commit (%s): its %d reminders do not exist and are "
-		          "not sent",
+		          "not sent; their rows are due again as they were (nothing to do)",
 		    db_ok(res) ? "rolled back" : db_error(res, err, sizeof(err)), c->n);
 	sched_tx_done(c->s, c, ok);
 }
@@ -516,10 +516,10 @@ sched_tx_end(struct sched *s, struct sched_call *c, int commit)
 	s->ncalls++;
 }
 
-/* A statement of the claim transaction other than the claim and the creation: one that fails makes the
- * COMMIT roll back. */
+/* Rows handed back in the claim transaction: a failure makes its COMMIT roll back (said once, by the
+ * statement that failed first). */
 static void
-sched_tx_stmt_cb(PGresult *res, void *arg)
+sched_release_cb(PGresult *res, void *arg)
 {
 	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	char err[256];
@@ -533,7 +533,7 @@ sched_tx_stmt_cb(PGresult *res, void *arg)
 static void
 sched_release(struct sched *s, struct sched_call *c)
 {
-	if (c->n > 0 && store_release(s->tx, c->jobs, c->n, sched_tx_stmt_cb, s) == -1)
+	if (c->n > 0 && store_release(s->tx, c->jobs, c->n, sched_release_cb, s) == -1)
 		log_warnx("release: database unavailable");
 	sched_call_free(c, 1);
 }

@@ -94,4 +94,43 @@ function watchdog (a) {
   t.unref()
 }
 
-module.exports = { args, payload, sendSms, is2xx, sleep, stopwatch, result, watchdog }
+// Enqueue the N jobs of --kind in bulk, --chunk per call of insert(jobs), job j made by make(j, payload):
+// the phase's wall and CPU seconds.
+async function enqueueAll (a, make, insert) {
+  const clock = stopwatch()
+  for (let i = 0; i < a.n; i += a.chunk) {
+    const jobs = []
+    for (let j = i; j < Math.min(a.n, i + a.chunk); j++) jobs.push(make(j, payload(a.kind, j)))
+    await insert(jobs)
+  }
+  return clock()
+}
+
+// Handlers count the jobs they finished; `finished` resolves once they reach n.
+function countdown (n) {
+  const c = { done: 0 }
+  c.finished = new Promise(resolve => {
+    c.add = k => {
+      c.done += k
+      if (c.done >= n) resolve()
+    }
+  })
+  return c
+}
+
+// Poll (every 5 ms) until ready() answers a value that satisfies ok; that value.
+async function pollUntil (ready, ok) {
+  let v
+  while (!ok(v = await ready())) await sleep(5)
+  return v
+}
+
+// Run the phase of the command line; exit 0, or 1 with the error on stderr.
+function runPhase (name, a, phases) {
+  phases[a.phase]().then(() => process.exit(0), err => {
+    process.stderr.write(`${name} ${a.phase}: ${err.stack || err}\n`)
+    process.exit(1)
+  })
+}
+
+module.exports = { args, payload, sendSms, is2xx, stopwatch, result, watchdog, enqueueAll, countdown, pollUntil, runPhase }

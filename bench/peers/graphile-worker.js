@@ -38,54 +38,38 @@ async function migrate () {
 async function enqueue () {
   const utils = await makeWorkerUtils({ connectionString, logger })
   await utils.migrate() // already done: one query, and the first connection made before the clock starts
-  const clock = common.stopwatch()
-  for (let i = 0; i < a.n; i += a.chunk) {
-    const specs = []
-    for (let j = i; j < Math.min(a.n, i + a.chunk); j++) specs.push({ identifier: a.kind, payload: common.payload(a.kind, j) })
-    await utils.addJobs(specs)
-  }
-  const m = clock()
+  const m = await common.enqueueAll(a, (j, payload) => ({ identifier: a.kind, payload }), specs => utils.addJobs(specs))
   await utils.release()
   common.result({ ok: true, jobs: a.n, ...m })
 }
 
 async function work () {
-  let done = 0
+  const count = common.countdown(a.n)
   let errors = 0
-  let allDone
-  const finished = new Promise(resolve => { allDone = resolve })
   const tasks = {
-    noop: async () => {
-      if (++done >= a.n) allDone()
-    },
+    noop: async () => count.add(1),
     sms: async (payload, helpers) => {
       const status = await common.sendSms(a.url, helpers.job.id, payload.to, payload.text)
       if (!common.is2xx(status)) {
         errors++
         throw new Error(`the gateway answered ${status}`)
       }
-      if (++done >= a.n) allDone()
+      count.add(1)
     }
   }
   const probe = new pg.Client({ host: a.host, user: a.user, database: a.db })
   await probe.connect()
   const clock = common.stopwatch()
   const runner = await run({ connectionString, logger, noHandleSignals: true, taskList: { [a.kind]: tasks[a.kind] }, preset: { worker: SETTINGS } })
-  await finished
+  await count.finished
   // every handler has returned: wait for the last batched completions to reach the database (completed jobs
   // are deleted)
-  let left
-  while ((left = (await probe.query('SELECT count(*)::int AS n FROM graphile_worker._private_jobs')).rows[0].n) > 0) {
-    await common.sleep(5)
-  }
+  const left = await common.pollUntil(async () => (await probe.query(
+    'SELECT count(*)::int AS n FROM graphile_worker._private_jobs')).rows[0].n, n => n === 0)
   const m = clock()
   await runner.stop()
   await probe.end()
-  common.result({ ok: errors === 0 && left === 0, jobs: done, errors, ...m, settings: SETTINGS })
+  common.result({ ok: errors === 0 && left === 0, jobs: count.done, errors, ...m, settings: SETTINGS })
 }
 
-const phases = { migrate, enqueue, work }
-phases[a.phase]().then(() => process.exit(0), err => {
-  process.stderr.write(`graphile-worker ${a.phase}: ${err.stack || err}\n`)
-  process.exit(1)
-})
+common.runPhase('graphile-worker', a, { migrate, enqueue, work })

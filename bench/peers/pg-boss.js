@@ -33,27 +33,16 @@ async function migrate () {
 async function enqueue () {
   const b = boss()
   await b.start()
-  const clock = common.stopwatch()
-  for (let i = 0; i < a.n; i += a.chunk) {
-    const jobs = []
-    for (let j = i; j < Math.min(a.n, i + a.chunk); j++) jobs.push({ name: a.kind, data: common.payload(a.kind, j) })
-    await b.insert(jobs)
-  }
-  const m = clock()
+  const m = await common.enqueueAll(a, (j, data) => ({ name: a.kind, data }), jobs => b.insert(jobs))
   await b.stop({ graceful: false, wait: true })
   common.result({ ok: true, jobs: a.n, ...m })
 }
 
 async function work () {
-  let done = 0
+  const count = common.countdown(a.n)
   let errors = 0
-  let allDone
-  const finished = new Promise(resolve => { allDone = resolve })
   const handlers = {
-    noop: async jobs => {
-      done += jobs.length
-      if (done >= a.n) allDone()
-    },
+    noop: async jobs => count.add(jobs.length),
     // the batch's SMS all at once: the agent keeps at most 64 requests in flight, shared by the 4 workers
     sms: async jobs => {
       const statuses = await Promise.all(jobs.map(j => common.sendSms(a.url, j.id, j.data.to, j.data.text)))
@@ -62,8 +51,7 @@ async function work () {
         errors += bad
         throw new Error(`the gateway answered ${bad} of ${jobs.length} requests with an error`) // fails the batch
       }
-      done += jobs.length
-      if (done >= a.n) allDone()
+      count.add(jobs.length)
     }
   }
   const probe = new pg.Client({ host: a.host, user: a.user, database: a.db })
@@ -75,22 +63,16 @@ async function work () {
     await b.work(a.kind, { batchSize: SETTINGS.batchSize, pollingIntervalSeconds: SETTINGS.pollingIntervalSeconds },
       handlers[a.kind])
   }
-  await finished
+  await count.finished
   // every handler has returned: pg-boss completes a batch after its handler without waiting for it, so wait
   // until the database holds N completed jobs
-  let completed
-  while ((completed = (await probe.query("SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND state = 'completed'",
-    [a.kind])).rows[0].n) < a.n) {
-    await common.sleep(5)
-  }
+  const completed = await common.pollUntil(async () => (await probe.query(
+    "SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND state = 'completed'", [a.kind])).rows[0].n,
+  n => n >= a.n)
   const m = clock()
   await b.stop({ graceful: true, wait: true, timeout: 5000 })
   await probe.end()
-  common.result({ ok: errors === 0 && completed === a.n, jobs: done, errors, ...m, settings: SETTINGS })
+  common.result({ ok: errors === 0 && completed === a.n, jobs: count.done, errors, ...m, settings: SETTINGS })
 }
 
-const phases = { migrate, enqueue, work }
-phases[a.phase]().then(() => process.exit(0), err => {
-  process.stderr.write(`pg-boss ${a.phase}: ${err.stack || err}\n`)
-  process.exit(1)
-})
+common.runPhase('pg-boss', a, { migrate, enqueue, work })
