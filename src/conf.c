@@ -303,7 +303,7 @@ static const struct conf_key conf_keys[] = {
 	K_OFFSETS("schedule.offsets_days", 0, 365, conf_default_offsets, RELOAD),
 	K_INT("schedule.lease_s", schedule.lease_s, 2, 3600, 60, RESTART),
 	K_INT("schedule.min_gap_hours", rules.min_gap_hours, 0, 720, 24, RELOAD),
-	K_INT("schedule.window_guard_s", schedule.window_guard_s, 0, 3600, 60, RELOAD),
+	K_INT("schedule.window_guard_s", rules.window_guard_s, 0, 3600, 60, RELOAD),
 	K_REGIONS("regions", RELOAD),
 	K_STRING("templates.fr", templates.fr, conf_default_fr, NULL, RELOAD),
 	K_STRING("templates.en", templates.en, conf_default_en, NULL, RELOAD),

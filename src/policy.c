@@ -75,6 +75,7 @@ policy_defaults(struct policy_rules *rules)
 	memcpy(rules->offsets_days, policy_builtin_offsets, sizeof(policy_builtin_offsets));
 	rules->noffsets = sizeof(policy_builtin_offsets) / sizeof(policy_builtin_offsets[0]);
 	rules->min_gap_hours = 24;
+	rules->window_guard_s = 60;
 }
 
 const struct policy_region *
@@ -279,6 +280,17 @@ policy_evaluate(const struct policy_ctx *c, int64_t t, struct policy_block *b)
 	b->reason = POLICY_WINDOW;
 	if (!policy_in_window(c->region, &lt))
 		return policy_next_opening(c, day, lt.wday, t, &b->until);
+	/* the window's last window_guard_s seconds count as closed: it is over when the window ends */
+	if (c->rules->window_guard_s > 0) {
+		int64_t end;
+
+		if (policy_window_end(c->rules, c->region->code, c->row->time_zone, t, &end) == -1)
+			return -1;
+		if (end - t < c->rules->window_guard_s) {
+			b->until = end;
+			return 0;
+		}
+	}
 	b->reason = POLICY_CAP;
 	if (policy_cap_blocks(c, t, &b->until))
 		return 0;

@@ -775,11 +775,11 @@ sched_send(struct sched *s, struct job *j)
 	 * reply answers at any hour. */
 	if (j->kind == JOB_REMINDER &&
 	    (policy_window_end(&s->conf->rules, j->region, j->time_zone, m.now, &m.expires_at) == -1 ||
-	        m.expires_at - m.now < s->conf->schedule.window_guard_s)) {
+	        m.expires_at - m.now < s->conf->rules.window_guard_s)) {
 		log_info(
 		    "reminder=%s: not sent now: its recipient's contact window %s (schedule.window_guard_s %d)",
 		    j->rem_id, m.expires_at > m.now ? "closes too soon" : "is closed",
-		    s->conf->schedule.window_guard_s);
+		    s->conf->rules.window_guard_s);
 		breaker_cancel(&s->breaker);
 		sched_unsend(s, j, m.expires_at > m.now ? (double)m.expires_at : (double)m.now + 1);
 		return;

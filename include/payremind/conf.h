@@ -43,8 +43,7 @@ struct conf {
 		int poll_interval_s;
 		int batch_size;
 		int lease_s;
-		int window_guard_s; /* no request starts with less than this left in the recipient's window */
-	} schedule;                 /* offsets_days and min_gap_hours live in rules */
+	} schedule; /* offsets_days, min_gap_hours and window_guard_s live in rules */
 
 	struct policy_rules rules; /* regions (built-in defaults when the file has no `regions` group) */
 

@@ -35,6 +35,7 @@ struct policy_rules {
 	int offsets_days[POLICY_MAX_OFFSETS]; /* reminder k once local date >= due_date + offsets_days[k] */
 	int noffsets;
 	int min_gap_hours; /* no two reminders to one number closer than this */
+	int window_guard_s; /* a window with less than this left counts as closed (SPEC §11) */
 };
 
 /* One open due row, about to get reminder number `step` (0 <= step < noffsets). */

@@ -352,15 +352,18 @@ def test_no_request_starts_in_the_last_seconds_of_the_window(ctx):
     db = ctx.db
     db.add_due("G-1", "+15145560201", time_zone=zone)
     guarded = write_conf(ctx.tmp, db, gw.url, regions=regions, schedule=dict(window_guard_s=300))
+    dry = harness.ctl(guarded, "batch", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert [r["reason"] for r in json.loads(dry.stdout)] == ["window"], dry.stdout
     s = summary(run_once(guarded))
     assert s["sent"] == 0 and gw.accepted() == [], (s, gw.accepted())
-    # Handed back untouched (its attempt not counted), due again once the window has closed.
-    assert db.q("SELECT state, attempts FROM payremind.reminders") == [("queued", 0)]
-    assert db.one("SELECT next_at > now() + interval '60 seconds' AND next_at <= now() + interval '4 minutes'"
-                  " FROM payremind.due_accounts")
+    # The contact rules count the guard as closed (reason window, in the dry run above too): no reminder is
+    # created, and the row is due again when the next window opens (00:00 tomorrow, local).
+    assert db.q("SELECT count(*) FROM payremind.reminders") == [(0,)]
+    opens = (local + datetime.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert db.one("SELECT extract(epoch FROM next_at)::bigint FROM payremind.due_accounts") == int(opens.timestamp())
     # With 150 s or more left and a 30 s guard it goes.
     db.q("UPDATE payremind.due_accounts SET next_at = now()")
-    db.q("UPDATE payremind.reminders SET next_attempt_at = now()")
     relaxed = write_conf(ctx.tmp, db, gw.url, regions=regions, schedule=dict(window_guard_s=30), name="relaxed.conf")
     assert summary(run_once(relaxed))["sent"] == 1
     [rec] = gw.accepted()

@@ -434,6 +434,7 @@ test_nearly_empty_file_gets_every_default(void **state)
 		{ offsetof(struct conf, schedule.batch_size), 500 },
 		{ offsetof(struct conf, schedule.lease_s), 60 },
 		{ offsetof(struct conf, rules.min_gap_hours), 24 },
+		{ offsetof(struct conf, rules.window_guard_s), 60 },
 		{ offsetof(struct conf, templates.max_segments), 2 },
 		{ offsetof(struct conf, templates.transliterate), 0 },
 		{ offsetof(struct conf, listen.port), 8787 },

@@ -89,6 +89,7 @@ defaults_are_spec_section_3(void **state)
 	assert_int_equal(d.offsets_days[1], 7);
 	assert_int_equal(d.offsets_days[2], 14);
 	assert_int_equal(d.min_gap_hours, 24);
+	assert_int_equal(d.window_guard_s, 60);
 	for (i = 0; i < NCASES(want); i++) {
 		r = policy_region_find(&d, want[i].code);
 		assert_non_null(r);
@@ -372,7 +373,9 @@ struct dst_case {
 
 static const struct dst_case dst_cases[] = {
 	{ "ON Sunday 01:30 EST, spring night: 13:00 EDT", "ON", TOR, 1805005800, POLICY_WINDOW, 1805043600 },
-	{ "ON Sunday 16:59 EDT", "ON", TOR, 1805057940, POLICY_SEND, 0 },
+	{ "ON Sunday 16:59 EDT: 60 s left, the guard's limit", "ON", TOR, 1805057940, POLICY_SEND, 0 },
+	{ "ON Sunday 16:59:01 EDT: 59 s left (guard 60 s), Monday 07:00 EDT", "ON", TOR, 1805057941,
+	    POLICY_WINDOW, 1805108400 },
 	{ "ON Sunday 17:00 EDT: Monday 07:00 EDT", "ON", TOR, 1805058000, POLICY_WINDOW, 1805108400 },
 	{ "QC Saturday 20:30 EST: Monday 08:00 EDT", "QC", MTL, 1804987800, POLICY_WINDOW, 1805112000 },
 	{ "BC Sunday 12:59 PDT: 13:00 PDT", "BC", VAN, 1805054340, POLICY_WINDOW, 1805054400 },
@@ -403,6 +406,23 @@ decide_uses_local_time_across_dst_changes(void **state)
 			fail_msg("%s: got %s next_at %lld", dst_cases[i].what,
 			    policy_reason_to_text(d.reason), (long long)d.next_at);
 	}
+}
+
+/* schedule.window_guard_s 0: the window's last second still sends. */
+static void
+no_guard_sends_to_the_last_second(void **state)
+{
+	struct policy_row row = { "ON", TOR, tz_days_from_civil(2026, 1, 1), tz_days_from_civil(2025, 12, 1),
+		0, 0, 0, 0, 0 };
+	struct policy_rules unguarded = rules;
+	struct policy_decision d;
+
+	(void)state;
+	unguarded.window_guard_s = 0;
+	assert_int_equal(policy_decide(&unguarded, &row, NULL, 1805057999, &d), 0);
+	assert_int_equal(d.reason, POLICY_SEND);
+	assert_int_equal(policy_decide(&rules, &row, NULL, 1805057999, &d), 0);
+	assert_int_equal(d.reason, POLICY_WINDOW);
 }
 
 static void
@@ -472,25 +492,29 @@ spec_window_allows(const char *region, const struct tz_local *lt)
 	return m >= 7 * 60 && m < 21 * 60;
 }
 
-/* Every rule of SPEC §3 for the built-in regions at instant t, from tz_to_local and the row directly. */
+/* Every rule of SPEC §3 for the built-in regions at instant t, from tz_to_local and the row directly, with
+ * SPEC §11's guard: the window's last 60 s (the default window_guard_s) count as closed, that is t + 59 s
+ * must still lie in the window. *in_window: t itself does. */
 static int
 spec_allows(const struct policy_row *row, const struct policy_history *h, int64_t t, int *in_window)
 {
 	static const int offsets[] = { 1, 7, 14 };
 	int notice = strcmp(row->region, "QC") == 0 ? 5 : strcmp(row->region, "ON") == 0 ? 6 : 0;
 	int cap = strcmp(row->region, "ON") == 0 ? 3 : 0;
-	struct tz_local lt;
+	struct tz_local lt, guard;
 	int32_t day;
 	int i, recent = 0, gap_ok = 1;
 
 	assert_int_equal(tz_to_local(row->time_zone, t, &lt), 0);
+	assert_int_equal(tz_to_local(row->time_zone, t + 59, &guard), 0);
 	day = tz_days_from_civil(lt.year, lt.month, lt.day);
 	*in_window = spec_window_allows(row->region, &lt);
 	for (i = 0; i < h->ncontacts; i++) {
 		recent += h->contacts[i] > t - 7 * DAY;
 		gap_ok &= h->contacts[i] <= t - 24 * HOUR;
 	}
-	return *in_window && day >= row->due_date + offsets[row->step] &&
+	return *in_window && spec_window_allows(row->region, &guard) &&
+	    day >= row->due_date + offsets[row->step] &&
 	    (notice == 0 || (row->notice_sent_on != POLICY_NO_DATE && day >= row->notice_sent_on + notice)) &&
 	    (cap == 0 || recent < cap) && gap_ok;
 }
@@ -730,6 +754,7 @@ main(void)
 		cmocka_unit_test(reason_texts_are_the_spec_names),
 		cmocka_unit_test(decide_applies_each_rule_in_order_with_next_at),
 		cmocka_unit_test(decide_uses_local_time_across_dst_changes),
+		cmocka_unit_test(no_guard_sends_to_the_last_second),
 		cmocka_unit_test(unknown_zone_fails_unless_the_row_is_final),
 		cmocka_unit_test(step_at_is_local_midnight_of_due_date_plus_offset),
 		cmocka_unit_test(decide_agrees_with_spec_at_random_instants),
