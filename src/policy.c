@@ -416,6 +416,27 @@ policy_window_end(
 }
 
 int
+policy_open(const struct policy_rules *rules, const char *region, const char *zone, int64_t now,
+    int64_t *closes, int64_t *day_start)
+{
+	const struct policy_region *r = policy_region_find(rules, region);
+	struct tz_local lt, midnight = { 0 };
+
+	*closes = 0;
+	if (r == NULL || tz_to_local(zone, now, &lt) == -1)
+		return -1;
+	midnight.year = lt.year;
+	midnight.month = lt.month;
+	midnight.day = lt.day;
+	if (tz_from_local(zone, &midnight, day_start) == -1)
+		return -1;
+	if (policy_is_holiday(r, tz_days_from_civil(lt.year, lt.month, lt.day), &lt) ||
+	    !policy_in_window(r, &lt) || policy_window_end(rules, region, zone, now, closes) == -1)
+		return 0;
+	return *closes - now >= rules->window_guard_s;
+}
+
+int
 policy_step_at(const struct policy_rules *rules, int32_t due_date, const char *zone, int step, int64_t *at)
 {
 	struct tz_local lt = { 0 };

@@ -1,4 +1,5 @@
 /* The batch cycle: rescue -> claim -> policy -> reminder + token -> render -> paced send -> record. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "payremind/http.h"
 #include "payremind/log.h"
 #include "payremind/metrics.h"
+#include "payremind/policy.h"
 #include "payremind/ratelimit.h"
 #include "payremind/sched.h"
 #include "payremind/store.h"
@@ -33,6 +35,10 @@
 #define SCHED_MSISDN_BUCKETS 4096
 #define SCHED_REPLY_BATCH 100
 #define SCHED_TEXT_MAX 2048
+#define SCHED_MAX_GROUPS 512 /* (region, time zone) pairs the claim orders */
+/* next_at at or after this (year -1199) is an instant payremind set; below it only -infinity, a row
+ * nobody has looked at yet */
+#define SCHED_LOOKED_AT -1e11
 
 /* Numbers with a reminder decided but not yet recorded: the database cannot see those contacts yet. */
 struct sched_pending {
@@ -40,6 +46,16 @@ struct sched_pending {
 	char msisdn[16];
 	int64_t at;
 	int refs;
+};
+
+/* A (region, time zone) pair of due rows, and what the claim's order needs of it now. */
+struct sched_group {
+	int id; /* payremind.claim_groups */
+	char region[8];
+	char zone[64];
+	int open;       /* policy_open: 1 open, 0 closed, -1 unknown region or zone */
+	int64_t closes; /* when open: the end of its contact window */
+	int64_t day_start;
 };
 
 /* The jobs of one database call, handed to its callback. */
@@ -89,9 +105,14 @@ struct sched {
 
 	struct sched_stats batch, total;
 	struct sched_stats replies; /* keyword replies, since start */
+
+	struct sched_group groups[SCHED_MAX_GROUPS]; /* as found at the batch's start */
+	int ngroups;
+	struct store_slice slices[3 * SCHED_MAX_GROUPS]; /* the claim's order, built at each claim */
 };
 
 static void sched_kick(struct sched *s);
+static void sched_groups_cb(PGresult *res, void *arg);
 static int sched_claim_limit(const struct sched *s);
 static void sched_send(struct sched *s, struct job *j);
 
@@ -553,7 +574,7 @@ sched_prepare_cb(PGresult *res, void *arg)
 	for (i = 0; db_ok(res) && i < PQntuples(res); i++) {
 		int64_t id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 
-		for (k = 0; k < c->n && (c->jobs[k] == NULL || c->jobs[k]->due_id != id); k++)
+		for (k = 0; k < c->n && (c->jobs[k]->created || c->jobs[k]->due_id != id); k++)
 			;
 		if (k == c->n)
 			continue;
@@ -562,13 +583,15 @@ sched_prepare_cb(PGresult *res, void *arg)
 		snprintf(c->jobs[k]->token, sizeof(c->jobs[k]->token), "%s", PQgetvalue(res, i, 4));
 		snprintf(c->jobs[k]->short_code, sizeof(c->jobs[k]->short_code), "%s", PQgetvalue(res, i, 5));
 		sched_prepared_body(c->jobs[k], res, i);
-		created->jobs[created->n++] = c->jobs[k];
-		c->jobs[k] = NULL;
+		c->jobs[k]->created = 1;
 	}
-	/* not created: another daemon contacted the number within the gap, or holds the step's retry */
+	/* created ones go out in the claim's order (SPEC §11); the others were not created: another daemon
+	 * contacted the number within the gap, or holds the step's retry */
 	for (k = 0; k < c->n; k++) {
-		if (c->jobs[k] == NULL)
+		if (c->jobs[k]->created) {
+			created->jobs[created->n++] = c->jobs[k];
 			continue;
+		}
 		sched_pending_del(s, c->jobs[k]->msisdn);
 		c->jobs[k]->due_next_at = loop_wall_s() + SCHED_BUSY_RETRY_S;
 		c->jobs[k]->due_next_step = c->jobs[k]->step;
@@ -631,6 +654,56 @@ sched_claim_cb(PGresult *res, void *arg)
 	sched_tx_end(s, sched_call_new(s, 0), 1);
 }
 
+/* Open groups by the end of their window, earliest first; ties in (region, zone) order. */
+static int
+sched_group_cmp(const void *a, const void *b)
+{
+	const struct sched_group *x = *(const struct sched_group *const *)a,
+	                         *y = *(const struct sched_group *const *)b;
+	int c;
+
+	if (x->closes != y->closes)
+		return x->closes < y->closes ? -1 : 1;
+	return (c = strcmp(x->region, y->region)) != 0 ? c : strcmp(x->zone, y->zone);
+}
+
+/* The claim's order at now (SPEC §11), group by group with the earliest-closing window first: the
+ * rows left over from an earlier local day, then the current day's (first those nobody has looked at
+ * yet, next_at -infinity as billing inserts them, then the others); then the groups the rules cannot
+ * place (unknown region or zone), for the policy to say so. A group whose window is closed (or within
+ * the guard, or on a holiday) gives only the rows nobody has looked at: the policy gives them the
+ * instant their window opens, so that they count as that day's rows and not as left over. The number
+ * of slices. */
+static int
+sched_slices(struct sched *s, int64_t now)
+{
+	struct sched_group *open[SCHED_MAX_GROUPS];
+	int i, n = 0, nopen = 0;
+
+	for (i = 0; i < s->ngroups; i++) {
+		struct sched_group *g = &s->groups[i];
+
+		g->open = policy_open(&s->conf->rules, g->region, g->zone, now, &g->closes, &g->day_start);
+		if (g->open == 1)
+			open[nopen++] = g;
+	}
+	qsort(open, (size_t)nopen, sizeof(open[0]), sched_group_cmp);
+	for (i = 0; i < nopen; i++)
+		s->slices[n++] =
+		    (struct store_slice){ open[i]->id, SCHED_LOOKED_AT, (double)open[i]->day_start };
+	for (i = 0; i < nopen; i++) {
+		s->slices[n++] = (struct store_slice){ open[i]->id, -INFINITY, SCHED_LOOKED_AT };
+		s->slices[n++] = (struct store_slice){ open[i]->id, (double)open[i]->day_start, INFINITY };
+	}
+	for (i = 0; i < s->ngroups; i++)
+		if (s->groups[i].open == -1)
+			s->slices[n++] = (struct store_slice){ s->groups[i].id, -INFINITY, INFINITY };
+	for (i = 0; i < s->ngroups; i++)
+		if (s->groups[i].open == 0)
+			s->slices[n++] = (struct store_slice){ s->groups[i].id, -INFINITY, SCHED_LOOKED_AT };
+	return n;
+}
+
 static void
 sched_begin_cb(PGresult *res, void *arg)
 {
@@ -639,8 +712,8 @@ sched_begin_cb(PGresult *res, void *arg)
 	char err[256];
 
 	if (!db_ok(res) ||
-	    store_claim(s->tx, sched_claim_limit(s), conf->schedule.lease_s, s->horizon, sched_claim_cb, s) ==
-	        -1) {
+	    store_claim(s->tx, sched_claim_limit(s), conf->schedule.lease_s, s->horizon, s->slices,
+	        sched_slices(s, (int64_t)loop_wall_s()), sched_claim_cb, s) == -1) {
 		log_warnx("claim: %s", db_ok(res) ? "database unavailable" : db_error(res, err, sizeof(err)));
 		s->exhausted = 1;
 		s->claiming = 0;
@@ -1061,6 +1134,46 @@ sched_rescue_cb(PGresult *res, void *arg)
 	else if (PQntuples(res) == 1 && atoi(PQgetvalue(res, 0, 0)) > 0)
 		log_notice("rescue: %s reminders and replies taken back: their daemon's lease expired",
 		    PQgetvalue(res, 0, 0));
+	if (store_groups(s->db, SCHED_MAX_GROUPS + 1, sched_groups_cb, s) == -1) {
+		s->claiming = 0; /* the groups found last time will do */
+		sched_kick(s);
+	}
+}
+
+/* The (region, time zone) pairs the batch's claims walk. */
+static void
+sched_groups_cb(PGresult *res, void *arg)
+{
+	struct sched *s = arg;
+	char err[256];
+	int i, n;
+
+	if (!db_ok(res))
+		log_warnx(
+		    "claim groups: %s (the groups found last time will do)", db_error(res, err, sizeof(err)));
+	else {
+		n = PQntuples(res);
+		if (n > SCHED_MAX_GROUPS)
+			log_warnx(
+			    "claim groups: more than %d (region, time zone) pairs with rows to look at: those "
+			    "after %s %s wait until earlier ones have none",
+			    SCHED_MAX_GROUPS, PQgetvalue(res, SCHED_MAX_GROUPS - 1, 1),
+			    PQgetvalue(res, SCHED_MAX_GROUPS - 1, 2));
+		for (i = s->ngroups = 0; i < n && i < SCHED_MAX_GROUPS; i++) {
+			struct sched_group *g = &s->groups[s->ngroups];
+
+			if (strlen(PQgetvalue(res, i, 1)) >= sizeof(g->region) ||
+			    strlen(PQgetvalue(res, i, 2)) >= sizeof(g->zone)) {
+				log_warnx("claim groups: region %.16s time zone %.64s too long, left out",
+				    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+				continue;
+			}
+			g->id = atoi(PQgetvalue(res, i, 0));
+			snprintf(g->region, sizeof(g->region), "%s", PQgetvalue(res, i, 1));
+			snprintf(g->zone, sizeof(g->zone), "%s", PQgetvalue(res, i, 2));
+			s->ngroups++;
+		}
+	}
 	s->claiming = 0;
 	sched_kick(s);
 }

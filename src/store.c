@@ -1,4 +1,5 @@
 /* Every SQL statement of the daemon, batched with unnest() arrays and fenced on id + attempt + owner. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,26 +15,41 @@
  * in progress: a queued retry may go out at any moment) and the step's existing reminder. The row lock
  * is the lease: nothing is written until the creation, and a daemon that dies mid-transaction loses its
  * locks with its session; one that hangs loses them after $3 (idle_in_transaction_session_timeout, for
- * this transaction only). A row an older daemon leased (lease_until) is left to it. Oldest first: it
- * wins a gap against a twin on one number. */
+ * this transaction only). A row an older daemon leased (lease_until) is left to it.
+ * The rows come slice by slice ($4..$6: claim group, next_at from, next_at before), in the slices'
+ * order (SPEC §11: the earliest-closing window first, earlier days before the current one), and within
+ * a slice by next_at. Each slice is a range of due_accounts_claim_idx, walked only as far as the limit
+ * needs. The batch then goes out in slice order, oldest first within a slice: it wins a gap against a
+ * twin on one number. */
 static const char store_sql_claim[] =
     "SELECT * FROM ("
-    " SELECT d.id, d.next_step, d.msisdn, d.language, d.region, d.time_zone,"
-    "  d.due_date - DATE '1970-01-01', coalesce(d.notice_sent_on - DATE '1970-01-01', -2147483648),"
-    "  d.settled_at IS NOT NULL, d.contact_hold IS NOT NULL,"
-    "  EXISTS (SELECT 1 FROM payremind.opt_outs o WHERE o.msisdn = d.msisdn),"
-    "  d.amount_cents, d.currency,"
-    "  coalesce((SELECT r.state FROM payremind.reminders r WHERE r.due_account_id = d.id AND r.step = d.next_step), ''),"
-    "  ARRAY(SELECT floor(extract(epoch FROM coalesce(s.sent_at, s.created_at)))::bigint"
-    "          FROM payremind.reminders s WHERE s.msisdn = d.msisdn"
-    "           AND (s.sent_at > now() - interval '7 days' OR s.state IN ('queued', 'sending'))"
-    "           AND NOT (s.due_account_id = d.id AND s.step = d.next_step) LIMIT 64),"
-    "  d.paid_at IS NOT NULL, d.account_ref, d.next_at AS was_due, d.ctid"
-    "  FROM payremind.due_accounts d"
-    " WHERE d.next_at <= to_timestamp($2::float8) AND (d.lease_until IS NULL OR d.lease_until < now())"
-    "   AND (SELECT set_config('idle_in_transaction_session_timeout', $3::text, true)) IS NOT NULL"
-    " ORDER BY d.next_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED) c"
-    " ORDER BY was_due, id";
+    " SELECT c.*, g.ord FROM unnest($4::int[], $5::float8[], $6::float8[]) WITH ORDINALITY"
+    "   AS g(grp, lo, hi, ord)"
+    " CROSS JOIN LATERAL ("
+    "  SELECT d.id, d.next_step, d.msisdn, d.language, d.region, d.time_zone,"
+    "   d.due_date - DATE '1970-01-01', coalesce(d.notice_sent_on - DATE '1970-01-01', -2147483648),"
+    "   d.settled_at IS NOT NULL, d.contact_hold IS NOT NULL,"
+    "   EXISTS (SELECT 1 FROM payremind.opt_outs o WHERE o.msisdn = d.msisdn),"
+    "   d.amount_cents, d.currency,"
+    "   coalesce((SELECT r.state FROM payremind.reminders r WHERE r.due_account_id = d.id AND r.step = d.next_step), ''),"
+    "   ARRAY(SELECT floor(extract(epoch FROM coalesce(s.sent_at, s.created_at)))::bigint"
+    "           FROM payremind.reminders s WHERE s.msisdn = d.msisdn"
+    "            AND (s.sent_at > now() - interval '7 days' OR s.state IN ('queued', 'sending'))"
+    "            AND NOT (s.due_account_id = d.id AND s.step = d.next_step) LIMIT 64),"
+    "   d.paid_at IS NOT NULL, d.account_ref, d.next_at AS was_due, d.ctid"
+    "   FROM payremind.due_accounts d"
+    "  WHERE d.claim_group = g.grp AND d.next_at >= to_timestamp(g.lo) AND d.next_at < to_timestamp(g.hi)"
+    "    AND d.next_at <= to_timestamp($2::float8) AND (d.lease_until IS NULL OR d.lease_until < now())"
+    "    AND (SELECT set_config('idle_in_transaction_session_timeout', $3::text, true)) IS NOT NULL"
+    "  ORDER BY d.next_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED) c"
+    " LIMIT $1) x"
+    " ORDER BY ord, was_due, id";
+
+/* The claim groups that have rows with a next look (one index probe each), at most $1. */
+static const char store_sql_groups[] =
+    "SELECT g.id, g.region, g.time_zone FROM payremind.claim_groups g"
+    " WHERE EXISTS (SELECT 1 FROM payremind.due_accounts d WHERE d.claim_group = g.id AND d.next_at IS NOT NULL)"
+    " ORDER BY g.id LIMIT $1";
 
 /* Create the reminder and its token, in the claim transaction; a queued retry of the same
  * step is re-leased instead, keeping its id (the Idempotency-Key), its token and its text. The due row
@@ -300,6 +316,7 @@ store_register(struct db *db)
 	db_statement(db, "commit", store_sql_commit);
 	db_statement(db, "rollback", store_sql_rollback);
 	db_statement(db, "claim", store_sql_claim);
+	db_statement(db, "groups", store_sql_groups);
 	db_statement(db, "prepare", store_sql_prepare);
 	db_statement(db, "release", store_sql_release);
 	db_statement(db, "record", store_sql_record);
@@ -413,16 +430,51 @@ store_committed(const PGresult *res)
 	return db_ok(res) && strcmp(PQcmdStatus((PGresult *)res), "COMMIT") == 0;
 }
 
-int
-store_claim(struct db *db, int limit, int lease_s, double horizon, db_cb cb, void *arg)
+/* An epoch in seconds for float8, infinities included (PostgreSQL's spelling). */
+static void
+pgarr_bound(struct pgarr *a, double t)
 {
+	if (isinf(t))
+		pgarr_text(a, t < 0 ? "-Infinity" : "Infinity");
+	else
+		pgarr_time(a, t);
+}
+
+int
+store_claim(struct db *db, int limit, int lease_s, double horizon, const struct store_slice *sl, int n,
+    db_cb cb, void *arg)
+{
+	struct pgarr groups = { 0 }, lo = { 0 }, hi = { 0 };
 	char lim[16], lease[16], hz[48];
-	const char *v[3] = { lim, hz, lease };
+	const char *v[6] = { lim, hz, lease };
+	int i, rc;
 
 	snprintf(lim, sizeof(lim), "%d", limit);
 	snprintf(lease, sizeof(lease), "%ds", lease_s);
 	snprintf(hz, sizeof(hz), "%.3f", horizon);
-	return db_query(db, "claim", 3, v, cb, arg);
+	for (i = 0; i < n; i++) {
+		pgarr_int(&groups, sl[i].group);
+		pgarr_bound(&lo, sl[i].lo);
+		pgarr_bound(&hi, sl[i].hi);
+	}
+	v[3] = pgarr_end(&groups);
+	v[4] = pgarr_end(&lo);
+	v[5] = pgarr_end(&hi);
+	rc = db_query(db, "claim", 6, v, cb, arg);
+	free(groups.buf);
+	free(lo.buf);
+	free(hi.buf);
+	return rc;
+}
+
+int
+store_groups(struct db *db, int max, db_cb cb, void *arg)
+{
+	char lim[16];
+	const char *v[1] = { lim };
+
+	snprintf(lim, sizeof(lim), "%d", max);
+	return db_query(db, "groups", 1, v, cb, arg);
 }
 
 static void

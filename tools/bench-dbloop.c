@@ -1,6 +1,7 @@
 /* bench-dbloop: the database ceiling for bench/: the daemon's own claim transaction (BEGIN, claim, prepare,
  * COMMIT) and record statements, no HTTP. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,11 +228,19 @@ dbl_claim_cb(PGresult *res, void *arg)
 		dbl_claim(d);
 }
 
+/* bench/run's rows: QC and ON, all in America/Toronto, all-day windows: claim groups 1 and 2 (the
+ * daemon orders its slices by window end: equal here, so group order). */
+static const struct store_slice dbl_slices[] = {
+	{ 1, -INFINITY, INFINITY },
+	{ 2, -INFINITY, INFINITY },
+};
+
 static void
 dbl_claim(struct dbl *d)
 {
 	if (store_begin(d->db, NULL, NULL) == -1 ||
-	    store_claim(d->db, d->batch, d->conf->schedule.lease_s, d->horizon, dbl_claim_cb, d) == -1) {
+	    store_claim(d->db, d->batch, d->conf->schedule.lease_s, d->horizon, dbl_slices,
+	        (int)(sizeof(dbl_slices) / sizeof(dbl_slices[0])), dbl_claim_cb, d) == -1) {
 		dbl_fail(d, "claim", NULL);
 		dbl_check_end(d);
 	}

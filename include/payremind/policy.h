@@ -34,7 +34,7 @@ struct policy_rules {
 	int nregions;
 	int offsets_days[POLICY_MAX_OFFSETS]; /* reminder k once local date >= due_date + offsets_days[k] */
 	int noffsets;
-	int min_gap_hours; /* no two reminders to one number closer than this */
+	int min_gap_hours;  /* no two reminders to one number closer than this */
 	int window_guard_s; /* a window with less than this left counts as closed (SPEC §11) */
 };
 
@@ -92,6 +92,11 @@ int policy_decide(const struct policy_rules *rules, const struct policy_row *row
  * the windows containing it): 0, or -1 when now is in none, or the region or zone is unknown. */
 int policy_window_end(const struct policy_rules *rules, const char *region, const char *zone, int64_t now,
     int64_t *end) __attribute__((warn_unused_result));
+/* Whether the region's contact window is open at now in zone, as the rules see it (not a holiday, at
+ * least window_guard_s left): 1 with *closes = the window's end, 0 when closed, -1 when the region or
+ * zone is unknown. *day_start: local midnight starting now's day in zone (when not -1). */
+int policy_open(const struct policy_rules *rules, const char *region, const char *zone, int64_t now,
+    int64_t *closes, int64_t *day_start) __attribute__((warn_unused_result));
 /* The instant reminder `step` of a row becomes due: local midnight of due_date + offsets_days[step] in
  * zone. 0 with *at = 0 when there is no such step (the row is done), -1 for an unknown zone. */
 int policy_step_at(const struct policy_rules *rules, int32_t due_date, const char *zone, int step,

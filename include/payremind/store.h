@@ -47,6 +47,7 @@ struct job {
 	int due_next_step;
 	int segments;       /* what the short code's rate counts for it; 0 until counted */
 	char tid[32];       /* the claimed due row's ctid, for its update in the same transaction */
+	int created;        /* the creation answered for it (sched_prepare_cb) */
 	int attempts_delta; /* -1 when the attempt did not count (never sent) */
 	int64_t started_ms;
 	void *ctx; /* the scheduler sending it */
@@ -61,10 +62,20 @@ int store_begin(struct db *db, db_cb cb, void *arg) __attribute__((warn_unused_r
 int store_end(struct db *db, int commit, db_cb cb, void *arg) __attribute__((warn_unused_result));
 /* 1 when res answers a COMMIT that committed (an aborted transaction answers COMMIT with ROLLBACK). */
 int store_committed(const PGresult *res);
-/* Lock up to limit rows due at or before horizon (epoch s), in the claim transaction; a daemon that
- * hangs holding them loses them after lease_s seconds idle. */
-int store_claim(struct db *db, int limit, int lease_s, double horizon, db_cb cb, void *arg)
-    __attribute__((warn_unused_result));
+/* The rows of one claim group (a (region, time zone) pair, payremind.claim_groups) whose next look lies
+ * in [lo, hi) (epoch s, infinities allowed): a part of the claim's order. */
+struct store_slice {
+	int group;
+	double lo, hi;
+};
+
+/* Lock up to limit rows due at or before horizon (epoch s), in the claim transaction, taking the n
+ * slices in order; a daemon that hangs holding them loses them after lease_s seconds idle. Result rows
+ * come in slice order. */
+int store_claim(struct db *db, int limit, int lease_s, double horizon, const struct store_slice *sl, int n,
+    db_cb cb, void *arg) __attribute__((warn_unused_result));
+/* The claim groups with due rows that have a next look, at most max: rows of (id, region, time_zone). */
+int store_groups(struct db *db, int max, db_cb cb, void *arg) __attribute__((warn_unused_result));
 /* Parse claim result row i into job. 0, or -1 when a column is malformed. */
 int store_claim_row(const PGresult *res, int i, struct job *job) __attribute__((warn_unused_result));
 /* Create (or re-lease, for a queued retry) the reminder and its token for each job, in one statement,

@@ -371,6 +371,59 @@ def test_no_request_starts_in_the_last_seconds_of_the_window(ctx):
     assert rec["expires_at"] == closes.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), rec
 
 
+def test_the_earliest_closing_window_goes_first_and_earlier_days_before_today(ctx):
+    # SPEC §11's order, seen in the order the gateway receives (one request at a time, claims of 3): the
+    # rows left over from an earlier day first, then the current day's, each time region by region with
+    # the window that closes first leading; within a region the rows nobody has looked at, then by
+    # next_at. A region whose window has closed gives nothing, and its new row is only looked at.
+    import datetime
+    import zoneinfo
+    def minutes(z):
+        t = datetime.datetime.now(zoneinfo.ZoneInfo(z))
+        return t.hour * 60 + t.minute
+
+    zone = next(z for z in ("America/Toronto", "Europe/Paris", "Asia/Tokyo", "Pacific/Auckland")
+                if 4 * 60 <= minutes(z) <= 19 * 60)
+    local = datetime.datetime.now(zoneinfo.ZoneInfo(zone))
+    hhmm = lambda hours: (lambda m: f"{m // 60:02d}:{m % 60:02d}")(local.hour * 60 + local.minute + hours * 60)  # noqa: E731
+    window = lambda end: (f'{{ windows = ( {{ days = ["mon","tue","wed","thu","fri","sat","sun"]; start = "00:00";'  # noqa: E731
+                          f' end = "{end}"; }} ); holidays = "none"; notice_days = 0; }};')
+    regions = (f"regions = {{ QC = {window(hhmm(2))} ON = {window(hhmm(3))} BC = {window(hhmm(4))}"
+               f" NB = {window(hhmm(-2))} }};")
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = [  # ref, region, next_at (None: as billing inserts it, never looked at)
+        ("Q-today-2", "QC", midnight + datetime.timedelta(minutes=30)),
+        ("Q-today-1", "QC", midnight + datetime.timedelta(minutes=10)),
+        ("Q-new", "QC", None),
+        ("O-new", "ON", None),
+        ("O-today", "ON", midnight),
+        ("B-today", "BC", local - datetime.timedelta(minutes=5)),
+        ("B-yesterday", "BC", midnight - datetime.timedelta(hours=12)),
+        ("B-last-week", "BC", midnight - datetime.timedelta(days=6)),
+        ("N-new", "NB", None),
+    ]
+    gw = ctx.sandbox()
+    db = ctx.db
+    number = {}
+    for i, (ref, region, at) in enumerate(rows):
+        number[f"+1514556{300 + i:04d}"] = ref
+        did = db.add_due(ref, f"+1514556{300 + i:04d}", region=region, time_zone=zone)
+        if at is not None:
+            db.q("UPDATE payremind.due_accounts SET next_at = %s WHERE id = %s", at, did)
+    conf = write_conf(ctx.tmp, db, gw.url, regions=regions, gateway=dict(max_in_flight=1),
+                      schedule=dict(batch_size=3))
+    assert summary(run_once(conf))["sent"] == 8
+    got = [number[r["to"]] for r in gw.accepted()]
+    assert got == ["B-last-week", "B-yesterday", "Q-new", "Q-today-1", "Q-today-2", "O-new", "O-today",
+                   "B-today"], got
+    # NB's window closed two hours ago: its new row was looked at and waits for tomorrow's opening.
+    tomorrow = (midnight + datetime.timedelta(days=1)).astimezone(datetime.timezone.utc)
+    assert db.q("SELECT next_at, next_step FROM payremind.due_accounts WHERE account_ref = 'N-new'") == \
+        [(tomorrow, 0)]
+    assert db.q("SELECT count(*) FROM payremind.reminders r JOIN payremind.due_accounts d"
+                " ON d.id = r.due_account_id WHERE d.account_ref = 'N-new'") == [(0,)]
+
+
 def test_token_expired_settled_or_paid_gives_no_row(ctx):
     gw = ctx.sandbox()
     db = ctx.db

@@ -425,6 +425,62 @@ no_guard_sends_to_the_last_second(void **state)
 	assert_int_equal(d.reason, POLICY_WINDOW);
 }
 
+/* policy_open: what the claim's order sees of a (region, zone) group at one instant. */
+static void
+open_says_whether_and_until_when_a_group_may_be_contacted(void **state)
+{
+	static const struct {
+		const char *what, *region, *zone;
+		struct at now;
+		int rc;
+		struct at closes, day_start; /* local, in zone */
+	} cases[] = {
+		{ "QC Tuesday noon", "QC", MTL, { 2027, 3, 16, 12, 0 }, 1, { 2027, 3, 16, 20, 0 },
+		    { 2027, 3, 16, 0, 0 } },
+		{ "QC 19:59, exactly the guard left", "QC", MTL, { 2027, 3, 16, 19, 59 }, 1,
+		    { 2027, 3, 16, 20, 0 }, { 2027, 3, 16, 0, 0 } },
+		{ "QC Tuesday 07:59", "QC", MTL, { 2027, 3, 16, 7, 59 }, 0, { 0 }, { 2027, 3, 16, 0, 0 } },
+		{ "QC Sunday", "QC", MTL, { 2027, 3, 14, 14, 0 }, 0, { 0 }, { 2027, 3, 14, 0, 0 } },
+		{ "ON Sunday 14:00 EDT, the day clocks change", "ON", TOR, { 2027, 3, 14, 14, 0 }, 1,
+		    { 2027, 3, 14, 17, 0 }, { 2027, 3, 14, 0, 0 } },
+		{ "QC 24 June: Fete nationale", "QC", MTL, { 2027, 6, 24, 12, 0 }, 0, { 0 },
+		    { 2027, 6, 24, 0, 0 } },
+		{ "ON 24 June: open", "ON", TOR, { 2027, 6, 24, 12, 0 }, 1, { 2027, 6, 24, 21, 0 },
+		    { 2027, 6, 24, 0, 0 } },
+		{ "ON in Winnipeg", "ON", "America/Winnipeg", { 2027, 6, 24, 20, 30 }, 1,
+		    { 2027, 6, 24, 21, 0 }, { 2027, 6, 24, 0, 0 } },
+		{ "BC in Vancouver", "BC", VAN, { 2027, 6, 24, 8, 0 }, 1, { 2027, 6, 24, 21, 0 },
+		    { 2027, 6, 24, 0, 0 } },
+		{ "unknown region", "AB", TOR, { 2027, 6, 24, 12, 0 }, -1, { 0 }, { 0 } },
+		{ "unknown zone", "QC", "America/Atlantis", { 2027, 6, 24, 12, 0 }, -1, { 0 }, { 0 } },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < NCASES(cases); i++) {
+		int64_t closes = -1, day_start = -1;
+		/* an unknown zone has no local time: the instant is read in Montreal's */
+		int64_t now = local_instant(cases[i].rc == -1 ? MTL : cases[i].zone, &cases[i].now);
+		int rc = policy_open(&rules, cases[i].region, cases[i].zone, now, &closes, &day_start);
+
+		if (rc != cases[i].rc)
+			fail_msg("%s: got %d, want %d", cases[i].what, rc, cases[i].rc);
+		if (rc == -1)
+			continue;
+		assert_int_equal(day_start, local_instant(cases[i].zone, &cases[i].day_start));
+		if (rc == 1)
+			assert_int_equal(closes, local_instant(cases[i].zone, &cases[i].closes));
+	}
+	/* 59 s left: inside the guard, closed */
+	{
+		int64_t closes, day_start;
+		struct at a = { 2027, 3, 16, 19, 59 };
+
+		assert_int_equal(
+		    policy_open(&rules, "QC", MTL, local_instant(MTL, &a) + 1, &closes, &day_start), 0);
+	}
+}
+
 static void
 unknown_zone_fails_unless_the_row_is_final(void **state)
 {
@@ -755,6 +811,7 @@ main(void)
 		cmocka_unit_test(decide_applies_each_rule_in_order_with_next_at),
 		cmocka_unit_test(decide_uses_local_time_across_dst_changes),
 		cmocka_unit_test(no_guard_sends_to_the_last_second),
+		cmocka_unit_test(open_says_whether_and_until_when_a_group_may_be_contacted),
 		cmocka_unit_test(unknown_zone_fails_unless_the_row_is_final),
 		cmocka_unit_test(step_at_is_local_midnight_of_due_date_plus_offset),
 		cmocka_unit_test(decide_agrees_with_spec_at_random_instants),
