@@ -109,8 +109,8 @@ batch_unknown_account(const char *account)
 }
 
 /* 1 when sending is paused (note says by whom, since when, why), 0 when not, -1 on error (*rc set). */
-static int
-batch_paused(struct ctl *ctl, char *note, size_t len, int *rc)
+int
+ctl_paused(struct ctl *ctl, char *note, size_t len, int *rc)
 {
 	PGresult *res = ctl_exec(ctl,
 	    "SELECT " CTL_TS("paused_at") ", paused_by, coalesce(pause_reason, 'no reason given')"
@@ -129,21 +129,6 @@ batch_paused(struct ctl *ctl, char *note, size_t len, int *rc)
 
 /* ---- batch --dry-run: decide every open due row as the scheduler would, sending nothing ----------- */
 
-/* One open due row with the step the scheduler would consider next. Strings point into the result. */
-struct dry_row {
-	int64_t due_id;
-	const char *account_ref, *msisdn, *region, *time_zone, *rem_state;
-	int32_t due_date, notice_sent_on;
-	int step, settled, held, opted_out, paid, shown;
-	int paused;             /* sending is paused: what would go is skipped (reason paused) */
-	double next_attempt_at; /* of the step's queued reminder, 0 when none */
-	struct policy_history hist;
-	/* the decision */
-	enum policy_reason reason;
-	int64_t next_at;  /* first instant it may go, 0 when none (final skips, or none in 400 days) */
-	const char *note; /* why next_at is not a time, for the table */
-};
-
 /* Open due rows: reminders remain (the first step from next_step without a final reminder). The step's
  * reminder (queued or sending) and the number's contacts (sent in the 7 days up to $1, or in progress)
  * come along, as in the scheduler's claim. $3: only the numbers of that account (other rows still count: they share the caps). */
@@ -160,7 +145,8 @@ static const char dry_sql_rows[] =
     "                 AND x.sent_at <= to_timestamp($1::float8)) OR x.state IN ('queued', 'sending'))"
     "           AND NOT (x.due_account_id = d.id AND x.step = s.step)"
     "         ORDER BY 1 DESC LIMIT 32) h ORDER BY h.t),"
-    "  $3::text IS NULL OR d.account_ref = $3::text, d.paid_at IS NOT NULL"
+    "  $3::text IS NULL OR d.account_ref = $3::text, d.paid_at IS NOT NULL,"
+    "  d.language, d.amount_cents, d.currency, coalesce(extract(epoch FROM d.next_at)::float8, 'Infinity')"
     " FROM payremind.due_accounts d"
     " CROSS JOIN LATERAL (SELECT min(g)::int AS step FROM generate_series(d.next_step::int, $2::int - 1) g"
     "   WHERE NOT EXISTS (SELECT 1 FROM payremind.reminders f WHERE f.due_account_id = d.id AND f.step = g"
@@ -209,6 +195,10 @@ dry_row_parse(const PGresult *res, int i, struct dry_row *r)
 	dry_parse_history(PQgetvalue(res, i, 13), &r->hist);
 	r->shown = ctl_bool(res, i, 14);
 	r->paid = ctl_bool(res, i, 15);
+	r->lang = PQgetvalue(res, i, 16);
+	r->amount_cents = ctl_int(res, i, 17);
+	r->currency = PQgetvalue(res, i, 18);
+	r->next_look = strtod(PQgetvalue(res, i, 19), NULL);
 }
 
 /* Skips that no waiting cures: checked before the scheduler's own rules. */
@@ -275,8 +265,8 @@ dry_decide(const struct policy_rules *rules, struct dry_row *r, int64_t at, json
 }
 
 /* Instant t in zone as "2026-11-30 08:00 -05:00". */
-static void
-dry_local_time(const char *zone, int64_t t, char *buf, size_t len)
+void
+ctl_local_time(const char *zone, int64_t t, char *buf, size_t len)
 {
 	struct tz_local lt;
 	int64_t off;
@@ -355,7 +345,7 @@ dry_print_table(const struct dry_row *rows, int n, const char *at_text)
 		else if (r->next_at == 0)
 			snprintf(next, sizeof(next), "none within 400 days");
 		else
-			dry_local_time(r->time_zone, r->next_at, next, sizeof(next));
+			ctl_local_time(r->time_zone, r->next_at, next, sizeof(next));
 		printf("%-*s %10" PRId64 " %4d  %-8s  %-14s  %s\n", width, r->account_ref, r->due_id, r->step,
 		    r->reason == POLICY_SEND ? "send" : "skip",
 		    r->reason == POLICY_SEND ? "-" : policy_reason_to_text(r->reason), next);
@@ -373,8 +363,8 @@ dry_print_table(const struct dry_row *rows, int n, const char *at_text)
 }
 
 /* The instant of --at (or the database's now) as epoch seconds and as text. 0, or the exit code. */
-static int
-dry_instant(struct ctl *ctl, const char *at, double *epoch, char *text, size_t len)
+int
+ctl_instant(struct ctl *ctl, const char *cmd, const char *at, double *epoch, char *text, size_t len)
 {
 	const char *v[1] = { at };
 	PGresult *res = PQexecParams(ctl->conn,
@@ -390,47 +380,62 @@ dry_instant(struct ctl *ctl, const char *at, double *epoch, char *text, size_t l
 	} else if ((state = PQresultErrorField(res, PG_DIAG_SQLSTATE)) != NULL &&
 	    strncmp(state, "22", 2) == 0) {
 		rc = ctl_usage_error(
-		    "batch", "--at %s: not a valid date and time; e.g. 2026-11-30T09:00:00-05:00", at);
+		    cmd, "--at %s: not a valid date and time; e.g. 2026-11-30T09:00:00-05:00", at);
 	} else
 		rc = ctl_db_failed(ctl, res);
 	PQclear(res);
 	return rc;
 }
 
+/* Every open due row (with account, only that account's numbers), decided at `at` as the scheduler
+ * would, in next_at order; with paused, what would go reads `paused`. Strings point into *res. 0, or the
+ * exit code. */
+int
+dry_load(struct ctl *ctl, double at, const char *account, int paused, struct dry_row **rows, int *n,
+    PGresult **res)
+{
+	char at_epoch[48], steps[16];
+	const char *v[3] = { at_epoch, steps, account };
+	json_t *pending;
+	int rc, i;
+
+	snprintf(at_epoch, sizeof(at_epoch), "%.6f", at);
+	snprintf(steps, sizeof(steps), "%d", ctl->conf->rules.noffsets);
+	if ((*res = ctl_exec(ctl, dry_sql_rows, 3, v, &rc)) == NULL)
+		return rc;
+	*n = PQntuples(*res);
+	if ((*rows = calloc((size_t)(*n > 0 ? *n : 1), sizeof(**rows))) == NULL)
+		fatal("dry run");
+	pending = json_object();
+	for (i = 0; i < *n; i++) {
+		dry_row_parse(*res, i, &(*rows)[i]);
+		(*rows)[i].paused = paused;
+		dry_decide(&ctl->conf->rules, &(*rows)[i], (int64_t)floor(at), pending);
+	}
+	json_decref(pending);
+	return 0;
+}
+
 /* batch --dry-run: one read-only transaction; nothing is sent, created or changed. */
 static int
 batch_dry_run(struct ctl *ctl, const struct batch_opts *o)
 {
-	char at_text[64], at_epoch[48], steps[16];
-	const char *v[3] = { at_epoch, steps, o->account };
+	char at_text[64], note[400];
 	struct dry_row *rows;
 	PGresult *res;
-	json_t *pending;
 	double at = 0;
-	char note[400];
-	int rc, n, i, known, paused;
+	int rc, n, known, paused;
 
 	if ((rc = ctl_run(ctl, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")) != 0)
 		return rc;
-	if ((rc = dry_instant(ctl, o->at, &at, at_text, sizeof(at_text))) != 0)
+	if ((rc = ctl_instant(ctl, "batch", o->at, &at, at_text, sizeof(at_text))) != 0)
 		return rc;
-	snprintf(at_epoch, sizeof(at_epoch), "%.6f", at);
-	snprintf(steps, sizeof(steps), "%d", ctl->conf->rules.noffsets);
 	if (o->account != NULL && (known = ctl_account_known(ctl, o->account, &rc)) != 1)
 		return known == 0 ? batch_unknown_account(o->account) : rc;
-	if ((paused = batch_paused(ctl, note, sizeof(note), &rc)) == -1)
+	if ((paused = ctl_paused(ctl, note, sizeof(note), &rc)) == -1)
 		return rc;
-	if ((res = ctl_exec(ctl, dry_sql_rows, 3, v, &rc)) == NULL)
+	if ((rc = dry_load(ctl, at, o->account, paused, &rows, &n, &res)) != 0)
 		return rc;
-	n = PQntuples(res);
-	if ((rows = calloc((size_t)(n > 0 ? n : 1), sizeof(*rows))) == NULL)
-		fatal("batch --dry-run");
-	pending = json_object();
-	for (i = 0; i < n; i++) {
-		dry_row_parse(res, i, &rows[i]);
-		rows[i].paused = paused;
-		dry_decide(&ctl->conf->rules, &rows[i], (int64_t)floor(at), pending);
-	}
 	if (o->json)
 		dry_print_json(rows, n);
 	else {
@@ -438,7 +443,6 @@ batch_dry_run(struct ctl *ctl, const struct batch_opts *o)
 			printf("%s\n", note);
 		dry_print_table(rows, n, at_text);
 	}
-	json_decref(pending);
 	free(rows);
 	PQclear(res);
 	return ctl_run(ctl, "COMMIT");
@@ -635,7 +639,7 @@ ctl_cmd_batch(struct ctl *ctl, int argc, char **argv)
 		return rc;
 	if ((rc = batch_wait(ctl, id, o.timeout)) != 0)
 		return rc;
-	if (batch_paused(ctl, note, sizeof(note), &rc) == 1)
+	if (ctl_paused(ctl, note, sizeof(note), &rc) == 1)
 		printf("%s\n", note);
 	return o.account != NULL && rc == 0 ? batch_account_report(ctl, o.account, id) : rc;
 }

@@ -8,6 +8,7 @@
 #include <libpq-fe.h>
 
 #include "payremind/log.h"
+#include "payremind/policy.h"
 
 #define CTL_POLL_MS 200          /* batch: how often to look at the request */
 #define CTL_TIMEOUT_DEFAULT 30.0 /* batch --timeout */
@@ -45,6 +46,30 @@ struct ctl_command {
 
 const struct ctl_command *ctl_find(const char *name);
 
+/* One open due row with the step the scheduler would consider next. Strings point into the result. */
+struct dry_row {
+	int64_t due_id;
+	const char *account_ref, *msisdn, *region, *time_zone, *rem_state, *lang, *currency;
+	int64_t amount_cents;
+	double next_look; /* the due row's next_at (epoch s; -inf: never looked at, +inf: none) */
+	int32_t due_date, notice_sent_on;
+	int step, settled, held, opted_out, paid, shown;
+	int paused;             /* sending is paused: what would go is skipped (reason paused) */
+	double next_attempt_at; /* of the step's queued reminder, 0 when none */
+	struct policy_history hist;
+	/* the decision */
+	enum policy_reason reason;
+	int64_t next_at;  /* first instant it may go, 0 when none (final skips, or none in 400 days) */
+	const char *note; /* why next_at is not a time, for the table */
+};
+
+/* batch.c, shared with plan.c */
+int ctl_paused(struct ctl *ctl, char *note, size_t len, int *rc);
+int ctl_instant(struct ctl *ctl, const char *cmd, const char *at, double *epoch, char *text, size_t len);
+int dry_load(struct ctl *ctl, double at, const char *account, int paused, struct dry_row **rows, int *n,
+    PGresult **res);
+void ctl_local_time(const char *zone, int64_t t, char *buf, size_t len);
+
 /* common.c */
 int ctl_usage_error(const char *cmd, const char *fmt, ...) PR_PRINTF(2, 3);
 int ctl_help(const char *cmd);
@@ -79,5 +104,6 @@ int ctl_cmd_history(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_reminders(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_resolve(struct ctl *ctl, int argc, char **argv);
 int ctl_cmd_inbound(struct ctl *ctl, int argc, char **argv);
+int ctl_cmd_plan(struct ctl *ctl, int argc, char **argv);
 
 #endif

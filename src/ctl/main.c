@@ -28,6 +28,7 @@ ctl_usage(FILE *fp)
 	    "       payremindctl [-c FILE] inbound [--since DATE] [--json]\n"
 	    "       payremindctl [-c FILE] report [--since DATE] [--until DATE] [--by step|language|region|day]\n"
 	    "                                      [--json | --html FILE]\n"
+	    "       payremindctl [-c FILE] plan [--at TIMESTAMP] [--json]\n"
 	    "       payremindctl [-h|--help] [-V|--version]\n");
 }
 
@@ -125,6 +126,18 @@ static const struct ctl_command ctl_commands[] = {
 	    "  --json            one JSON object per group\n"
 	    "  --html FILE       write one self-contained page: the funnel, the groups, a per-day chart\n",
 	    ctl_cmd_report },
+	{ "plan", "plan [--at TIMESTAMP] [--json]",
+	    "The rest of the day at the configured rate (gateway.rate_per_second, segments per second), in\n"
+	    "the daemon's order (rows left over from an earlier day first, then the window that closes\n"
+	    "first): per (region, time zone), the reminders that may go in the current or next contact\n"
+	    "window, their segments, when that window closes (local and UTC), the predicted first and last\n"
+	    "send, and how many would slip to the window after. Says when sending is paused or a daemon's\n"
+	    "gateway breaker is open. Computed here from the database and the config; changes nothing.\n"
+	    "  --at TIMESTAMP    as of this instant, ISO 8601 with an offset (default now)\n"
+	    "  --json            an array of {region, time_zone, reminders, segments, window_closes,\n"
+	    "                    first_send, last_send, slipped} (instants in UTC, null when none); the\n"
+	    "                    notes go to standard error\n",
+	    ctl_cmd_plan },
 	{ NULL, NULL, NULL, NULL },
 };
 

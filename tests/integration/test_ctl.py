@@ -535,5 +535,74 @@ def test_dry_run_now_predicts_what_the_daemon_sends(ctx):
     assert (after["P-send"]["reason"], after["P-send"]["step"]) == ("schedule", 1), after["P-send"]
     assert after[(TWINS - sent).pop()]["reason"] == "gap", after
 
+
+
+def test_plan_predicts_first_and_last_send_and_what_slips_in_window_order(ctx):
+    # SPEC §11's plan at 0.05 segment/s: QC's window closes 4 minutes after --at (3 usable, with the 60 s
+    # guard), ON's in 3 hours, NB's closed 2 hours ago (its rows wait for tomorrow's window). QC goes
+    # first and slips what 180 s cannot carry; ON follows; NB is planned in its next window.
+    import zoneinfo
+
+    def minutes(z):
+        t = datetime.datetime.now(zoneinfo.ZoneInfo(z))
+        return t.hour * 60 + t.minute
+
+    zone = next(z for z in ("America/Toronto", "Europe/Paris", "Asia/Tokyo", "Pacific/Auckland")
+                if 4 * 60 <= minutes(z) <= 19 * 60)
+    tz = zoneinfo.ZoneInfo(zone)
+    at = datetime.datetime.now(tz).replace(second=0, microsecond=0)
+    hhmm = lambda d: (at + d).strftime("%H:%M")  # noqa: E731
+    window = lambda end: (f'{{ windows = ( {{ days = ["mon","tue","wed","thu","fri","sat","sun"]; start = "00:00";'  # noqa: E731
+                          f' end = "{end}"; }} ); holidays = "none"; notice_days = 0; }};')
+    regions = (f"regions = {{ QC = {window(hhmm(datetime.timedelta(minutes=4)))}"
+               f" ON = {window(hhmm(datetime.timedelta(hours=3)))}"
+               f" NB = {window(hhmm(datetime.timedelta(hours=-2)))} }};")
+    db = ctx.db
+    for i in range(10):
+        db.add_due(f"Q-{i}", f"+1514557{1000 + i:04d}", region="QC", time_zone=zone)
+    for i in range(5):
+        db.add_due(f"O-{i}", f"+1416557{1000 + i:04d}", region="ON", time_zone=zone, language="en")
+    for i in range(2):
+        db.add_due(f"N-{i}", f"+1506557{1000 + i:04d}", region="NB", time_zone=zone)
+    conf = write_conf(ctx.tmp, db, "http://127.0.0.1:9/", regions=regions, gateway=dict(rate_per_second=0.05))
+    p = ctl(conf, "plan", "--at", at.isoformat(), "--json")
+    assert p.returncode == 0, p.stderr
+    assert "0.05 segments per second for 27022" in p.stderr, p.stderr
+    plan = json.loads(p.stdout)
+    assert [(g["region"], g["time_zone"]) for g in plan] == [("QC", zone), ("ON", zone), ("NB", zone)], plan
+    utc = lambda d: d.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+    ts = lambda s: datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)  # noqa: E731
+    qc, on, nb = plan
+    assert set(qc) == {"region", "time_zone", "reminders", "segments", "window_closes", "first_send", "last_send",
+                       "slipped"}, qc
+    # QC: 10 texts of the same length; one every segments/0.05 s from --at while 180 s remain
+    assert qc["reminders"] == 10 and qc["segments"] % 10 == 0, qc
+    step = qc["segments"] // 10 / 0.05
+    sent = int(180 // step) + 1
+    assert 0 < sent < 10, (qc, sent)
+    assert qc["window_closes"] == utc(at + datetime.timedelta(minutes=4)), qc
+    assert qc["first_send"] == utc(at), qc
+    assert ts(qc["last_send"]) == at + datetime.timedelta(seconds=int((sent - 1) * step)), (qc, sent)
+    assert qc["slipped"] == 10 - sent, (qc, sent)
+    # ON: after QC's last, all 5 before its close
+    on_step = on["segments"] // 5 / 0.05
+    assert on["reminders"] == 5 and on["slipped"] == 0, on
+    assert ts(on["first_send"]) == at + datetime.timedelta(seconds=int(sent * step)), on
+    assert ts(on["last_send"]) == at + datetime.timedelta(seconds=int(sent * step + 4 * on_step)), on
+    # NB: tomorrow from 00:00, local
+    opens = (at + datetime.timedelta(days=1)).replace(hour=0, minute=0)
+    assert nb["reminders"] == 2 and nb["slipped"] == 0 and nb["first_send"] == utc(opens), nb
+    assert nb["window_closes"] == utc(at + datetime.timedelta(days=1, hours=-2)), nb
+    # The table, and a pause said first
+    assert ctl(conf, "pause", "--reason", "plan test").returncode == 0
+    p = ctl(conf, "plan", "--at", at.isoformat())
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("sending is paused since") and "plan test" in lines[0], lines
+    assert any(line.split()[:3] == ["QC", zone, "10"] and line.split()[-1] == str(10 - sent) for line in lines), lines
+    assert lines[-1].startswith(f"17 reminders ({qc['segments'] + on['segments'] + nb['segments']} segments)"), lines
+    assert ctl(conf, "plan", "--at", "tomorrow").returncode == 64
+
+
 if __name__ == "__main__":
     harness.main(globals())
