@@ -26,10 +26,10 @@ run_suite() {
 	ctest --test-dir "$dir" --output-on-failure -j2 --timeout 900 "${ctest_args[@]}"
 }
 
-run_suite build
+run_suite build -DPAYREMIND_TEST_CLOCK=ON
 # Long tests (label `long`: the browser) run once, above, not again under the sanitizers.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	run_suite build-asan --ctest -LE long -- -DPAYREMIND_SANITIZE=ON
+	run_suite build-asan --ctest -LE long -- -DPAYREMIND_SANITIZE=ON -DPAYREMIND_TEST_CLOCK=ON
 
 echo "== fuzzing (scripts/fuzz.sh 30: every libFuzzer target 30 s on its seed corpus)"
 scripts/fuzz.sh 30

@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 
 #include "payremind/http.h"
+#include "payremind/loop.h"
 #include "payremind/log.h"
 
 #define HTTP_MAX_BODY (64 * 1024)
@@ -166,6 +167,16 @@ http_submit(struct http *http, struct gw_request *req, long timeout_ms, long con
 	for (i = 0; i < job->req.nheaders; i++)
 		job->headers = curl_slist_append(job->headers, job->req.headers[i]);
 	job->headers = curl_slist_append(job->headers, "Expect:");
+	{
+		double now;
+		char h[64];
+
+		/* the tests' simulated clock: the instant the request leaves, for the sandbox to record */
+		if (loop_test_clock(&now)) {
+			snprintf(h, sizeof(h), "X-Payremind-Test-Clock: %.3f", now);
+			job->headers = curl_slist_append(job->headers, h);
+		}
+	}
 	curl_easy_setopt(e, CURLOPT_URL, job->req.url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, job->headers);
 	/* A reused handle keeps its options (no curl_easy_reset: every request sets the same ones); the

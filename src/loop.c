@@ -1,5 +1,6 @@
 /* The daemon's one event loop: epoll for descriptors, a small timer list, signals via signalfd. */
 #include <errno.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,13 +44,74 @@ struct loop {
 	struct loop_sig sigs[LOOP_MAX_SIGNALS];
 	int nsigs;
 	int stop;
+	int (*busy)(void *arg); /* the test clock: 1 while replies are awaited */
+	void *busy_arg;
 };
+
+#ifdef PAYREMIND_TEST_CLOCK
+/* The tests' simulated clock, built only with -DPAYREMIND_TEST_CLOCK=ON (never in a package).
+ * PAYREMIND_TEST_CLOCK="START [END]" (epoch seconds) starts every clock of the loop there (instants, durations,
+ * timers: windows, claims, the rate limiter, polls, backoff), and time then moves only when the loop has
+ * nothing to do: with no event ready and nothing outstanding (loop_set_busy's answer: a query or a
+ * request awaiting its reply), it jumps to the next timer. A reply is waited for in real time with the
+ * clock stopped, so the simulation does not depend on how fast this machine is: a simulated day runs in
+ * about the time its work takes. At END the daemon sends itself SIGTERM. */
+static struct {
+	int state; /* 0 not read yet, 1 on, -1 off */
+	double now;
+	double end; /* SIGTERM to itself once there (0: never) */
+} loop_clock;
+
+static int
+loop_clock_on(void)
+{
+	const char *v;
+	char *end;
+
+	if (loop_clock.state == 0) {
+		loop_clock.state = -1;
+		if ((v = getenv("PAYREMIND_TEST_CLOCK")) != NULL) {
+			loop_clock.now = strtod(v, &end);
+			if (*end == ' ')
+				loop_clock.end = strtod(end, &end);
+			if (end == v || *end != '\0' || !(loop_clock.now > 0))
+				fatalx(
+				    "PAYREMIND_TEST_CLOCK: want \"START [END]\" in epoch seconds, got \"%s\"",
+				    v);
+			loop_clock.state = 1;
+			log_warnx("PAYREMIND_TEST_CLOCK: simulated time from %.0f, moving only when idle",
+			    loop_clock.now);
+		}
+	}
+	return loop_clock.state == 1;
+}
+
+int
+loop_test_clock(double *now)
+{
+	if (!loop_clock_on())
+		return 0;
+	*now = loop_clock.now;
+	return 1;
+}
+#else
+#define loop_clock_on() 0
+
+int
+loop_test_clock(double *now)
+{
+	(void)now;
+	return 0;
+}
+#endif
 
 int64_t
 loop_now_ms(void)
 {
 	struct timespec ts;
 
+	if (loop_clock_on())
+		return (int64_t)(loop_clock.now * 1000);
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
@@ -59,6 +121,8 @@ loop_mono_s(void)
 {
 	struct timespec ts;
 
+	if (loop_clock_on())
+		return loop_clock.now;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
@@ -68,6 +132,8 @@ loop_wall_s(void)
 {
 	struct timespec ts;
 
+	if (loop_clock_on())
+		return loop_clock.now;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
@@ -228,6 +294,13 @@ loop_signal(struct loop *loop, int signo, loop_signal_cb cb, void *arg)
 	return loop_fd(loop, fd, LOOP_READ, loop_signal_read, loop);
 }
 
+void
+loop_set_busy(struct loop *loop, int (*busy)(void *arg), void *arg)
+{
+	loop->busy = busy;
+	loop->busy_arg = arg;
+}
+
 int
 loop_run(struct loop *loop)
 {
@@ -240,7 +313,27 @@ loop_run(struct loop *loop)
 		if (loop->stop)
 			break;
 		log_flush(); /* the lines of this iteration, in one write, before waiting */
-		n = epoll_wait(loop->epfd, evs, 64, timeout);
+#ifdef PAYREMIND_TEST_CLOCK
+		if (loop_clock_on()) {
+			/* what is ready now; else wait for outstanding replies with the clock stopped; else jump
+			 * to the next timer (or, with none, wait for a signal) */
+			if ((n = epoll_wait(loop->epfd, evs, 64, 0)) == 0) {
+				if (loop->busy != NULL && loop->busy(loop->busy_arg))
+					n = epoll_wait(loop->epfd, evs, 64, 100);
+				else if (timeout >= 0) {
+					loop_clock.now += timeout / 1000.0;
+					if (loop_clock.end > 0 && loop_clock.now >= loop_clock.end) {
+						loop_clock.end = 0;
+						raise(
+						    SIGTERM); /* the simulated day is over: stop as on systemctl stop */
+					}
+					continue;
+				} else
+					n = epoll_wait(loop->epfd, evs, 64, -1);
+			}
+		} else
+#endif
+			n = epoll_wait(loop->epfd, evs, 64, timeout);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;

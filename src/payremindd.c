@@ -462,6 +462,16 @@ start_timers(struct daemon *d)
 		loop_timer_set(d->requests, REQUEST_POLL_MS);
 }
 
+/* 1 while a query or a gateway request awaits its reply (the tests' simulated clock waits for it). */
+static int
+daemon_busy(void *arg)
+{
+	struct daemon *d = arg;
+
+	return db_pending(d->db) > 0 || db_pending(d->rec) > 0 || db_pending(d->tx) > 0 ||
+	    sched_in_flight(d->sched) > 0;
+}
+
 /* The effective configuration, one log line per key (secrets redacted by conf_dump). */
 static void
 log_conf(const struct conf *conf)
@@ -521,6 +531,7 @@ start(struct daemon *d)
 	}
 	d->sched = sched_new(d->loop, d->db, d->rec, d->tx, d->conf, d->owner, batch_done, d);
 	d->retention = retention_new(d->db, d->conf);
+	loop_set_busy(d->loop, daemon_busy, d);
 	if (!d->once && (d->listener = listener_start(d->conf, err, sizeof(err))) == NULL) {
 		log_warnx("listener: %s", err);
 		exit(EX_UNAVAILABLE);

@@ -20,9 +20,9 @@ set_tests_properties(fixture.pg_stop PROPERTIES FIXTURES_CLEANUP pg TIMEOUT 60)
 
 find_program(PR_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
 file(GLOB INTEGRATION_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/integration/test_*.py)
-# Long tests (a real browser, simulated outages) carry the label `long`: scripts/test.sh runs them once, not again under
+# Long tests (a real browser, simulated outages, simulated days) carry the label `long`: scripts/test.sh runs them once, not again under
 # the sanitizers.
-set(PR_LONG_TESTS test_browser test_outage)
+set(PR_LONG_TESTS test_browser test_outage test_simday)
 foreach(src ${INTEGRATION_TESTS})
   get_filename_component(name ${src} NAME_WE)
   set(labels integration)
@@ -48,3 +48,6 @@ endforeach()
 
 # test_outage stops the shared PostgreSQL for seconds: nothing else may run meanwhile.
 set_tests_properties(integration.test_outage PROPERTIES RUN_SERIAL TRUE)
+
+# Simulated days: each about two minutes of real work.
+set_tests_properties(integration.test_simday PROPERTIES TIMEOUT 1500)

@@ -145,6 +145,7 @@ struct sbx_conn {
 struct sms_req {
 	const char *key, *from, *to, *text, *reference;
 	const char *expires_at; /* optional: the end of the recipient's window, as sent */
+	const char *clock;      /* X-Payremind-Test-Clock: the daemon's simulated instant (tests) */
 	unsigned int status;
 	unsigned int delay_ms;
 	unsigned long seq, id_seq;
@@ -631,10 +632,11 @@ record_write(struct sbx *s, const struct sms_req *r)
 		return;
 	time_iso_utc(t, sizeof(t));
 	snprintf(id, sizeof(id), "sbx-%lu", r->id_seq);
-	o = json_pack("{s:I,s:s,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:i,s:b,s:s?,s:s?}", "seq", (json_int_t)r->seq,
-	    "t", t, "key", r->key, "from", r->from, "to", r->to, "text", r->text, "reference", r->reference,
-	    "expires_at", r->expires_at, "status", (int)r->status, "duplicate", r->duplicate, "id",
-	    r->id_seq ? id : NULL, "error", r->error[0] ? r->error : NULL);
+	o = json_pack("{s:I,s:s,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:i,s:b,s:s?,s:s?,s:s?}", "seq",
+	    (json_int_t)r->seq, "t", t, "key", r->key, "from", r->from, "to", r->to, "text", r->text,
+	    "reference", r->reference, "expires_at", r->expires_at, "status", (int)r->status, "duplicate",
+	    r->duplicate, "id", r->id_seq ? id : NULL, "error", r->error[0] ? r->error : NULL, "clock",
+	    r->clock);
 	if (o != NULL && (n = json_dumpb(o, line, sizeof(line), JSON_COMPACT)) > sizeof(line)) {
 		big = json_dumps(o, JSON_COMPACT);
 		n = big ? strlen(big) : 0;
@@ -949,6 +951,7 @@ sms_request(struct sbx *s, struct MHD_Connection *conn, struct sbx_conn *cx)
 
 	memset(&r, 0, sizeof(r));
 	r.key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Idempotency-Key");
+	r.clock = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Payremind-Test-Clock");
 	valid = sms_validate(s, conn, cx, &root, &r) == 0;
 	pthread_mutex_lock(&s->mu);
 	sms_decide(s, &r, valid);

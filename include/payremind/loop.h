@@ -40,5 +40,10 @@ int64_t loop_now_ms(void);
 double loop_mono_s(void);
 /* Wall clock (Unix time) in seconds, for instants stored in the database. */
 double loop_wall_s(void);
+/* 1 with *now when the tests' simulated clock runs (PAYREMIND_TEST_CLOCK, in builds with
+ * -DPAYREMIND_TEST_CLOCK=ON), else 0. */
+int loop_test_clock(double *now);
+/* The test clock moves only while busy(arg) says no reply is awaited (unused otherwise). */
+void loop_set_busy(struct loop *loop, int (*busy)(void *arg), void *arg);
 
 #endif
