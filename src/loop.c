@@ -48,6 +48,13 @@ struct loop {
 	void *busy_arg;
 };
 
+/* The tests' simulated clock (below); never on without -DPAYREMIND_TEST_CLOCK=ON. */
+static struct {
+	int state; /* 0 not read yet, 1 on, -1 off */
+	double now;
+	double end; /* SIGTERM to itself once there (0: never) */
+} loop_clock;
+
 #ifdef PAYREMIND_TEST_CLOCK
 /* The tests' simulated clock, built only with -DPAYREMIND_TEST_CLOCK=ON (never in a package).
  * PAYREMIND_TEST_CLOCK="START [END]" (epoch seconds) starts every clock of the loop there (instants, durations,
@@ -56,11 +63,6 @@ struct loop {
  * request awaiting its reply), it jumps to the next timer. A reply is waited for in real time with the
  * clock stopped, so the simulation does not depend on how fast this machine is: a simulated day runs in
  * about the time its work takes. At END the daemon sends itself SIGTERM. */
-static struct {
-	int state; /* 0 not read yet, 1 on, -1 off */
-	double now;
-	double end; /* SIGTERM to itself once there (0: never) */
-} loop_clock;
 
 static int
 loop_clock_on(void)

@@ -167,11 +167,15 @@ static void
 poll_tick(void *arg)
 {
 	struct daemon *d = arg;
+	int64_t next = (int64_t)d->conf->schedule.poll_interval_s * 1000, open;
 
 	if (d->stopping)
 		return;
 	run_batch(d);
-	loop_timer_set(d->poll, (int64_t)d->conf->schedule.poll_interval_s * 1000);
+	/* a window that opens before the next poll: be there when it does */
+	if ((open = sched_next_opening_ms(d->sched)) >= 0 && open + 1 < next)
+		next = open + 1;
+	loop_timer_set(d->poll, next);
 }
 
 static void
@@ -532,6 +536,7 @@ start(struct daemon *d)
 	d->sched = sched_new(d->loop, d->db, d->rec, d->tx, d->conf, d->owner, batch_done, d);
 	d->retention = retention_new(d->db, d->conf);
 	loop_set_busy(d->loop, daemon_busy, d);
+	sched_set_continuous(d->sched, !d->once);
 	if (!d->once && (d->listener = listener_start(d->conf, err, sizeof(err))) == NULL) {
 		log_warnx("listener: %s", err);
 		exit(EX_UNAVAILABLE);

@@ -437,6 +437,22 @@ policy_open(const struct policy_rules *rules, const char *region, const char *zo
 }
 
 int
+policy_next_open(
+    const struct policy_rules *rules, const char *region, const char *zone, int64_t now, int64_t *at)
+{
+	/* a row nothing else holds back: due long ago, its notice long past, nobody contacted */
+	struct policy_row row = { region, zone, -365 * 30, -365 * 30, 0, 0, 0, 0,
+		0 }; /* due and told in 1940 */
+	struct policy_decision dec;
+
+	*at = 0;
+	if (policy_decide(rules, &row, NULL, now, &dec) == -1 || dec.reason == POLICY_UNKNOWN_REGION)
+		return -1;
+	*at = dec.reason == POLICY_SEND ? now : dec.next_at;
+	return 0;
+}
+
+int
 policy_step_at(const struct policy_rules *rules, int32_t due_date, const char *zone, int step, int64_t *at)
 {
 	struct tz_local lt = { 0 };

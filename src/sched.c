@@ -36,6 +36,7 @@
 #define SCHED_REPLY_BATCH 100
 #define SCHED_TEXT_MAX 2048
 #define SCHED_MAX_GROUPS 512 /* (region, time zone) pairs the claim orders */
+#define SCHED_AHEAD_S 10.0   /* paced: claim about this many seconds of sending at a time */
 /* next_at at or after this (year -1199) is an instant payremind set; below it only -infinity, a row
  * nobody has looked at yet */
 #define SCHED_LOOKED_AT -1e11
@@ -55,6 +56,7 @@ struct sched_group {
 	char zone[64];
 	int open;       /* policy_open: 1 open, 0 closed, -1 unknown region or zone */
 	int64_t closes; /* when open: the end of its contact window */
+	int64_t opens;  /* when closed: when its window opens (0: unknown) */
 	int64_t day_start;
 };
 
@@ -85,9 +87,11 @@ struct sched {
 	int stopping;
 	int paused; /* an operator paused sending (payremind.control): keyword replies only */
 	double horizon;
-	int ncalls;     /* store calls in flight other than claims (the claims' COMMITs too) */
-	int npreparing; /* reminders being created in claim transactions: sent once committed */
-	int nmarking;   /* jobs being marked 'sending', about to start (dialects without idempotency key) */
+	int continuous; /* a daemon, not --once: each claim looks up to its own instant, not the batch's start */
+	double avg_segments; /* per SMS sent lately (a moving average): the claim's limit is in segments */
+	int ncalls;          /* store calls in flight other than claims (the claims' COMMITs too) */
+	int npreparing;      /* reminders being created in claim transactions: sent once committed */
+	int nmarking; /* jobs being marked 'sending', about to start (dialects without idempotency key) */
 
 	struct job *ready_head, *ready_tail; /* reminders created, waiting for pace and a slot */
 	int nready;
@@ -254,6 +258,7 @@ sched_new(struct loop *loop, struct db *db, struct db *rec, struct db *tx, const
 	s->pace = loop_timer_new(loop, sched_pace, s);
 	s->flush = loop_timer_new(loop, sched_flush_timer, s);
 	s->share = 1;
+	s->avg_segments = 1.0;
 	for (i = 0; i < 2; i++)
 		ratelimit_init(&s->rl[i], conf->gateway.rate_per_second,
 		    RATELIMIT_BURST(conf->gateway.rate_per_second), loop_now_ms() * 1000);
@@ -686,6 +691,9 @@ sched_slices(struct sched *s, int64_t now)
 		g->open = policy_open(&s->conf->rules, g->region, g->zone, now, &g->closes, &g->day_start);
 		if (g->open == 1)
 			open[nopen++] = g;
+		else if (g->open == 0 &&
+		    policy_next_open(&s->conf->rules, g->region, g->zone, now, &g->opens) == -1)
+			g->opens = 0;
 	}
 	qsort(open, (size_t)nopen, sizeof(open[0]), sched_group_cmp);
 	for (i = 0; i < nopen; i++)
@@ -712,8 +720,9 @@ sched_begin_cb(PGresult *res, void *arg)
 	char err[256];
 
 	if (!db_ok(res) ||
-	    store_claim(s->tx, sched_claim_limit(s), conf->schedule.lease_s, s->horizon, s->slices,
-	        sched_slices(s, (int64_t)loop_wall_s()), sched_claim_cb, s) == -1) {
+	    store_claim(s->tx, sched_claim_limit(s), conf->schedule.lease_s,
+	        s->continuous ? loop_wall_s() : s->horizon, s->slices,
+	        sched_slices(s, (int64_t)ceil(loop_wall_s())), sched_claim_cb, s) == -1) {
 		log_warnx("claim: %s", db_ok(res) ? "database unavailable" : db_error(res, err, sizeof(err)));
 		s->exhausted = 1;
 		s->claiming = 0;
@@ -835,7 +844,8 @@ static void
 sched_send(struct sched *s, struct job *j)
 {
 	char text[SCHED_TEXT_MAX], err[256];
-	struct gw_message m = { j->rem_id, j->short_code, j->msisdn, text, 0, (int64_t)loop_wall_s() };
+	/* now rounded up: the seconds left in the window are whole seconds, never more than there are */
+	struct gw_message m = { j->rem_id, j->short_code, j->msisdn, text, 0, (int64_t)ceil(loop_wall_s()) };
 	struct gw_request req = { 0 };
 
 	if (j->kind == JOB_REPLY)
@@ -989,6 +999,21 @@ sched_segments(const struct sched *s, const struct job *j)
 	return 1;
 }
 
+/* 1 when the reminder's recipient has less than window_guard_s left in the contact window (or none):
+ * it must not start (SPEC §11); j->window_end is the window's end (0 when closed). */
+static int
+sched_window_closing(const struct sched *s, struct job *j)
+{
+	double now = loop_wall_s();
+
+	j->window_end = 0;
+	if (policy_window_end(&s->conf->rules, j->region, j->time_zone, (int64_t)now, &j->window_end) == -1) {
+		j->window_end = 0;
+		return 1;
+	}
+	return (double)j->window_end - now < s->conf->rules.window_guard_s;
+}
+
 /* Start as many ready reminders as the breaker, the short code's pace (in segments) and max_in_flight
  * allow. */
 static void
@@ -1021,8 +1046,16 @@ sched_dispatch(struct sched *s)
 				loop_timer_set(s->pace, wait);
 			break; /* -1: the probe's answer kicks us */
 		}
-		if (s->ready_head->segments == 0) /* counted once: the head may wait through many kicks */
+		if (s->ready_head->kind == JOB_REMINDER && sched_window_closing(s, s->ready_head)) {
+			j = sched_ready_pop(s); /* before its tokens: the rate is for what goes */
+			sched_unsend(
+			    s, j, j->window_end > loop_wall_s() ? (double)j->window_end : loop_wall_s() + 1);
+			continue;
+		}
+		if (s->ready_head->segments == 0) { /* counted once: the head may wait through many kicks */
 			s->ready_head->segments = sched_segments(s, s->ready_head);
+			s->avg_segments = 0.99 * s->avg_segments + 0.01 * s->ready_head->segments;
+		}
 		if ((wait = ratelimit_take_n(&s->rl[strcmp(s->ready_head->short_code, "270282") == 0],
 		         s->ready_head->segments, now_ms * 1000)) > 0) {
 			breaker_cancel(&s->breaker);
@@ -1178,14 +1211,18 @@ sched_groups_cb(PGresult *res, void *arg)
 	sched_kick(s);
 }
 
-/* Rows to claim at a time: a batch, but no more than this daemon's share of the rate sends in a quarter
- * of a lease, so that nothing claimed waits in memory until its lease runs out. */
+/* Rows to claim at a time: a batch, but no more than this daemon's share of the rate (in segments, at the
+ * segments per SMS seen lately) sends in SCHED_AHEAD_S, nor in a quarter of a lease: nothing claimed
+ * waits in memory until its lease runs out, and a window that opens, or rows left over from an earlier
+ * day, wait no longer than that behind what was claimed before (SPEC §11's order). */
 static int
 sched_claim_limit(const struct sched *s)
 {
 	const struct conf *conf = s->conf;
+	double ahead =
+	    conf->schedule.lease_s / 4.0 < SCHED_AHEAD_S ? conf->schedule.lease_s / 4.0 : SCHED_AHEAD_S;
 	double paced =
-	    conf->gateway.rate_per_second / (s->share > 0 ? s->share : 1) * conf->schedule.lease_s / 4;
+	    conf->gateway.rate_per_second / (s->share > 0 ? s->share : 1) * ahead / s->avg_segments;
 
 	if (conf->gateway.rate_per_second <= 0 || paced >= conf->schedule.batch_size)
 		return conf->schedule.batch_size;
@@ -1373,6 +1410,29 @@ sched_set_paused(struct sched *s, int paused)
 	log_notice("sending paused: %d ready reminders handed back, %d requests in flight finish", n,
 	    http_in_flight(s->http));
 	sched_kick(s);
+}
+
+void
+sched_set_continuous(struct sched *s, int on)
+{
+	s->continuous = on;
+}
+
+int64_t
+sched_next_opening_ms(const struct sched *s)
+{
+	double now = loop_wall_s();
+	int64_t best = -1, ms;
+	int i;
+
+	for (i = 0; i < s->ngroups; i++) {
+		if (s->groups[i].open != 0 || s->groups[i].opens <= 0)
+			continue;
+		ms = (int64_t)((s->groups[i].opens - now) * 1000);
+		if (best < 0 || ms < best)
+			best = ms < 0 ? 0 : ms;
+	}
+	return best;
 }
 
 int

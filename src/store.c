@@ -18,7 +18,7 @@
  * this transaction only). A row an older daemon leased (lease_until) is left to it.
  * The rows come slice by slice ($4..$6: claim group, next_at from, next_at before), in the slices'
  * order (SPEC §11: the earliest-closing window first, earlier days before the current one), and within
- * a slice by next_at. Each slice is a range of due_accounts_claim_idx, walked only as far as the limit
+ * a slice by next_at, the oldest due date, the lowest id. Each slice is a range of due_accounts_claim_idx, walked only as far as the limit
  * needs. The batch then goes out in slice order, oldest first within a slice: it wins a gap against a
  * twin on one number. */
 static const char store_sql_claim[] =
@@ -41,7 +41,7 @@ static const char store_sql_claim[] =
     "  WHERE d.claim_group = g.grp AND d.next_at >= to_timestamp(g.lo) AND d.next_at < to_timestamp(g.hi)"
     "    AND d.next_at <= to_timestamp($2::float8) AND (d.lease_until IS NULL OR d.lease_until < now())"
     "    AND (SELECT set_config('idle_in_transaction_session_timeout', $3::text, true)) IS NOT NULL"
-    "  ORDER BY d.next_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED) c"
+    "  ORDER BY d.next_at, d.due_date, d.id LIMIT $1 FOR UPDATE OF d SKIP LOCKED) c"
     " LIMIT $1) x"
     " ORDER BY ord, was_due, id";
 

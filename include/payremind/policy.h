@@ -97,6 +97,10 @@ int policy_window_end(const struct policy_rules *rules, const char *region, cons
  * zone is unknown. *day_start: local midnight starting now's day in zone (when not -1). */
 int policy_open(const struct policy_rules *rules, const char *region, const char *zone, int64_t now,
     int64_t *closes, int64_t *day_start) __attribute__((warn_unused_result));
+/* The first instant at or after now at which the group's window is open, as the rules see it
+ * (holidays, the guard); 0, or -1 when the region or zone is unknown (*at 0: none within 400 days). */
+int policy_next_open(const struct policy_rules *rules, const char *region, const char *zone, int64_t now,
+    int64_t *at) __attribute__((warn_unused_result));
 /* The instant reminder `step` of a row becomes due: local midnight of due_date + offsets_days[step] in
  * zone. 0 with *at = 0 when there is no such step (the row is done), -1 for an unknown zone. */
 int policy_step_at(const struct policy_rules *rules, int32_t due_date, const char *zone, int step,

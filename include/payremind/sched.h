@@ -38,6 +38,13 @@ void sched_stop(struct sched *s);
 /* An operator paused (1) or resumed (0) sending: while paused nothing is claimed, ready reminders go
  * back to `queued` untouched, requests in flight finish, keyword replies still go. */
 void sched_set_paused(struct sched *s, int paused);
+/* on: each claim takes the rows due by its own instant, so that a long batch (an overloaded day) takes
+ * a group in as soon as its window opens, in the SPEC §11 order; off (--once): the rows due when the
+ * batch started, and the batch ends. */
+void sched_set_continuous(struct sched *s, int on);
+/* Milliseconds until the earliest closed group (region, time zone) of the last claim opens its window,
+ * or -1 when none is known: the next batch need not wait a whole poll interval. */
+int64_t sched_next_opening_ms(const struct sched *s);
 /* The gateway circuit breaker (0 closed, 1 open, 2 half open), and since when (epoch s, 0: start). */
 int sched_circuit(const struct sched *s, double *since);
 /* 1 while a batch runs or anything is in flight or unrecorded. */

@@ -48,6 +48,7 @@ struct job {
 	int segments;       /* what the short code's rate counts for it; 0 until counted */
 	char tid[32];       /* the claimed due row's ctid, for its update in the same transaction */
 	int created;        /* the creation answered for it (sched_prepare_cb) */
+	int64_t window_end; /* its recipient's contact window's end, as last looked at (sched) */
 	int attempts_delta; /* -1 when the attempt did not count (never sent) */
 	int64_t started_ms;
 	void *ctx; /* the scheduler sending it */

@@ -481,6 +481,24 @@ open_says_whether_and_until_when_a_group_may_be_contacted(void **state)
 	}
 }
 
+/* policy_next_open: when a closed group's window opens (the daemon's next batch is there then). */
+static void
+next_open_is_now_when_open_else_the_next_opening(void **state)
+{
+	struct at tuesday_noon = { 2027, 3, 16, 12, 0 }, sunday_noon = { 2027, 3, 14, 12, 0 },
+	          monday_eight = { 2027, 3, 15, 8, 0 }, sunday_one = { 2027, 3, 14, 13, 0 };
+	int64_t at;
+
+	(void)state;
+	assert_int_equal(policy_next_open(&rules, "QC", MTL, local_instant(MTL, &tuesday_noon), &at), 0);
+	assert_int_equal(at, local_instant(MTL, &tuesday_noon));
+	assert_int_equal(policy_next_open(&rules, "QC", MTL, local_instant(MTL, &sunday_noon), &at), 0);
+	assert_int_equal(at, local_instant(MTL, &monday_eight));
+	assert_int_equal(policy_next_open(&rules, "ON", TOR, local_instant(TOR, &sunday_noon), &at), 0);
+	assert_int_equal(at, local_instant(TOR, &sunday_one));
+	assert_int_equal(policy_next_open(&rules, "AB", TOR, local_instant(TOR, &sunday_noon), &at), -1);
+}
+
 static void
 unknown_zone_fails_unless_the_row_is_final(void **state)
 {
@@ -812,6 +830,7 @@ main(void)
 		cmocka_unit_test(decide_uses_local_time_across_dst_changes),
 		cmocka_unit_test(no_guard_sends_to_the_last_second),
 		cmocka_unit_test(open_says_whether_and_until_when_a_group_may_be_contacted),
+		cmocka_unit_test(next_open_is_now_when_open_else_the_next_opening),
 		cmocka_unit_test(unknown_zone_fails_unless_the_row_is_final),
 		cmocka_unit_test(step_at_is_local_midnight_of_due_date_plus_offset),
 		cmocka_unit_test(decide_agrees_with_spec_at_random_instants),
