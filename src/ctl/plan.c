@@ -116,8 +116,6 @@ plan_windows(struct plan *p, const struct policy_rules *rules, const struct dry_
 {
 	int i, g;
 
-	for (g = 0; g < p->ngroups; g++)
-		p->groups[g].opens = 0;
 	for (i = 0; i < n; i++) {
 		int64_t f = plan_first(&rows[i], at);
 
