@@ -199,13 +199,16 @@ static const char store_sql_mark[] =
  * the queue (a scan of reminders: no index may cover state, see sql/006). */
 static const char store_sql_heartbeat[] =
     "WITH hb AS ("
-    "  INSERT INTO payremind.instances AS i (id, hostname, pid, version, status, circuit, circuit_since)"
-    "  VALUES ($1::uuid, $2, $3::int, $4, $5, $7, to_timestamp(nullif($8::float8, 0)))"
+    "  INSERT INTO payremind.instances AS i (id, hostname, pid, version, status, circuit, circuit_since,"
+    "         short_code)"
+    "  VALUES ($1::uuid, $2, $3::int, $4, $5, $7, to_timestamp(nullif($8::float8, 0)), $9)"
     "  ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), status = EXCLUDED.status,"
-    "   circuit = EXCLUDED.circuit, circuit_since = EXCLUDED.circuit_since RETURNING i.id)"
+    "   circuit = EXCLUDED.circuit, circuit_since = EXCLUDED.circuit_since, short_code = EXCLUDED.short_code"
+    "  RETURNING i.id)"
+    /* the others sending from this code: live, on the same code (or of before 014), breaker not open */
     " SELECT 1 + (SELECT count(*) FROM payremind.instances"
     "              WHERE stopped_at IS NULL AND heartbeat_at > now() - interval '20 seconds'"
-    "                AND id <> $1::uuid),"
+    "                AND id <> $1::uuid AND (short_code = $9 OR short_code IS NULL) AND circuit <> 'open'),"
     "  CASE WHEN $6::bool THEN (SELECT count(*) FROM payremind.reminders WHERE state = 'queued') END,"
     "  CASE WHEN $6::bool THEN (SELECT count(*) FROM payremind.reminders WHERE state = 'sending') END,"
     "  CASE WHEN $6::bool THEN (SELECT count(*) FROM payremind.reminders WHERE state = 'unknown') END,"
@@ -704,15 +707,15 @@ store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb cb, v
 
 int
 store_heartbeat(struct db *db, const char *owner, const char *hostname, int pid, const char *status,
-    int count, const char *circuit, double circuit_since, db_cb cb, void *arg)
+    int count, const char *circuit, double circuit_since, const char *short_code, db_cb cb, void *arg)
 {
 	char p[16], since[32];
-	const char *v[8] = { owner, hostname, p, PAYREMIND_VERSION, status, count ? "true" : "false", circuit,
-		since };
+	const char *v[9] = { owner, hostname, p, PAYREMIND_VERSION, status, count ? "true" : "false", circuit,
+		since, short_code };
 
 	snprintf(p, sizeof(p), "%d", pid);
 	snprintf(since, sizeof(since), "%.3f", circuit_since);
-	return db_query(db, "heartbeat", 8, v, cb, arg);
+	return db_query(db, "heartbeat", 9, v, cb, arg);
 }
 
 int

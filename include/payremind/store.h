@@ -114,11 +114,12 @@ int store_rescue(struct db *db, int idempotent, int grace_s, db_cb cb, void *arg
 int store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
-/* Register or refresh this daemon in payremind.instances with its status line and its circuit breaker
- * ("closed", "open", "half_open", since epoch s or 0). The result row: live daemons (itself included),
- * then with count the queued, sending and unknown reminders (else NULLs). */
+/* Register or refresh this daemon in payremind.instances with its status line, its circuit breaker
+ * ("closed", "open", "half_open", since epoch s or 0) and its short code. The result row: the live
+ * daemons sharing that code's rate (itself included; not those whose breaker is open), then with count
+ * the queued, sending and unknown reminders (else NULLs). */
 int store_heartbeat(struct db *db, const char *owner, const char *hostname, int pid, const char *status,
-    int count, const char *circuit, double circuit_since, db_cb cb, void *arg)
+    int count, const char *circuit, double circuit_since, const char *short_code, db_cb cb, void *arg)
     __attribute__((warn_unused_result));
 /* Whether sending is paused (payremind.control); result row: paused (t/f), since (epoch s), by, reason. */
 int store_control(struct db *db, db_cb cb, void *arg) __attribute__((warn_unused_result));

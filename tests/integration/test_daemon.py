@@ -394,4 +394,26 @@ def test_three_daemons_share_the_rate(ctx):
     assert max(per_second.values()) <= 30 * 1.2 + 3, per_second
 
 
+
+def test_the_rate_is_shared_by_the_daemons_on_one_code_only(ctx):
+    # SPEC §11: gateway.rate_per_second is the rate of sender.short_code, shared by every daemon sending
+    # from that code. Two daemons on 27022 take half each; the one on 270282 keeps its whole rate.
+    gw = ctx.sandbox()
+    db = ctx.db
+    main = write_conf(ctx.tmp, db, gw.url, gateway={"rate_per_second": 30.0})
+    other = write_conf(ctx.tmp, db, gw.url, gateway={"rate_per_second": 30.0}, short_code="270282",
+                       name="other.conf")
+    procs = [ctx.spawn(daemon_cmd(main)), ctx.spawn(daemon_cmd(main)), ctx.spawn(daemon_cmd(other))]
+    wait_until(lambda: all("2 live daemons" in log_of(p) for p in procs[:2]), timeout=20, what="27022 shared")
+    wait_until(lambda: db.one("SELECT count(*) FROM payremind.instances WHERE short_code = '270282'"
+                              " AND heartbeat_at > now() - interval '6 seconds'") == 1, what="270282's heartbeat")
+    time.sleep(6)  # another heartbeat each, with all three live
+    for p in procs:
+        assert stop(p) == 0
+    assert not any("3 live daemons" in log_of(p) for p in procs), [log_of(p)[-500:] for p in procs]
+    assert "live daemons" not in log_of(procs[2]), log_of(procs[2])[-500:]
+    assert db.q("SELECT short_code, count(*) FROM payremind.instances GROUP BY 1 ORDER BY 1") == \
+        [("27022", 2), ("270282", 1)]
+
+
 harness.main(globals())
