@@ -158,6 +158,8 @@ http_submit(struct http *http, struct gw_request *req, long timeout_ms, long con
 {
 	struct http_job *job = http_job_get(http);
 	CURL *e = job->easy;
+	char clock[64];
+	double now;
 	int i;
 
 	job->req = *req;
@@ -167,15 +169,9 @@ http_submit(struct http *http, struct gw_request *req, long timeout_ms, long con
 	for (i = 0; i < job->req.nheaders; i++)
 		job->headers = curl_slist_append(job->headers, job->req.headers[i]);
 	job->headers = curl_slist_append(job->headers, "Expect:");
-	{
-		double now;
-		char h[64];
-
-		/* the tests' simulated clock: the instant the request leaves, for the sandbox to record */
-		if (loop_test_clock(&now)) {
-			snprintf(h, sizeof(h), "X-Payremind-Test-Clock: %.3f", now);
-			job->headers = curl_slist_append(job->headers, h);
-		}
+	if (loop_test_clock(&now)) { /* the instant the request leaves, for the tests' sandbox to record */
+		snprintf(clock, sizeof(clock), "X-Payremind-Test-Clock: %.3f", now);
+		job->headers = curl_slist_append(job->headers, clock);
 	}
 	curl_easy_setopt(e, CURLOPT_URL, job->req.url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, job->headers);

@@ -87,6 +87,9 @@ loop_clock_on(void)
 	}
 	return loop_clock.state == 1;
 }
+#else
+#define loop_clock_on() 0
+#endif
 
 int
 loop_test_clock(double *now)
@@ -96,16 +99,6 @@ loop_test_clock(double *now)
 	*now = loop_clock.now;
 	return 1;
 }
-#else
-#define loop_clock_on() 0
-
-int
-loop_test_clock(double *now)
-{
-	(void)now;
-	return 0;
-}
-#endif
 
 int64_t
 loop_now_ms(void)
@@ -315,7 +308,6 @@ loop_run(struct loop *loop)
 		if (loop->stop)
 			break;
 		log_flush(); /* the lines of this iteration, in one write, before waiting */
-#ifdef PAYREMIND_TEST_CLOCK
 		if (loop_clock_on()) {
 			/* what is ready now; else wait for outstanding replies with the clock stopped; else jump
 			 * to the next timer (or, with none, wait for a signal) */
@@ -334,7 +326,6 @@ loop_run(struct loop *loop)
 					n = epoll_wait(loop->epfd, evs, 64, -1);
 			}
 		} else
-#endif
 			n = epoll_wait(loop->epfd, evs, 64, timeout);
 		if (n == -1) {
 			if (errno == EINTR)

@@ -37,9 +37,6 @@
 #define SCHED_TEXT_MAX 2048
 #define SCHED_MAX_GROUPS 512 /* (region, time zone) pairs the claim orders */
 #define SCHED_AHEAD_S 10.0   /* paced: claim about this many seconds of sending at a time */
-/* next_at at or after this (year -1199) is an instant payremind set; below it only -infinity, a row
- * nobody has looked at yet */
-#define SCHED_LOOKED_AT -1e11
 
 /* Numbers with a reminder decided but not yet recorded: the database cannot see those contacts yet. */
 struct sched_pending {
@@ -442,8 +439,7 @@ static int
 sched_render(const struct sched *s, const struct job *j, char *out, size_t outlen, char *err, size_t errlen)
 {
 	const struct conf *conf = s->conf;
-	int fr = strcmp(j->lang, "en") != 0;
-	char link[512], *t;
+	char link[512];
 	struct template_vars vars = { link, j->amount_cents, j->currency, 0, 0, 0, j->account_ref };
 
 	if (j->ref_too_long) { /* an account number cut short would send people to pay the wrong account */
@@ -452,18 +448,8 @@ sched_render(const struct sched *s, const struct job *j, char *out, size_t outle
 	}
 	snprintf(link, sizeof(link), "%s%s", conf->token.base_url, j->token);
 	tz_civil_from_days(j->due_date, &vars.due_year, &vars.due_month, &vars.due_day);
-	if (template_render(fr ? conf->templates.fr : conf->templates.en, fr ? "fr" : "en", &vars, out,
-	        outlen, err, errlen) == -1)
-		return -1;
-	if (conf->templates.transliterate) {
-		if ((t = gsm_transliterate(out)) == NULL) {
-			snprintf(err, errlen, "transliteration failed");
-			return -1;
-		}
-		snprintf(out, outlen, "%s", t);
-		free(t);
-	}
-	return 0;
+	return template_render_sms(conf->templates.fr, conf->templates.en, conf->templates.transliterate,
+	    j->lang, &vars, out, outlen, err, errlen);
 }
 
 /* The text of a new reminder, rendered once and stored with it; NULL when it cannot be rendered (the
@@ -698,9 +684,9 @@ sched_slices(struct sched *s, int64_t now)
 	qsort(open, (size_t)nopen, sizeof(open[0]), sched_group_cmp);
 	for (i = 0; i < nopen; i++)
 		s->slices[n++] =
-		    (struct store_slice){ open[i]->id, SCHED_LOOKED_AT, (double)open[i]->day_start };
+		    (struct store_slice){ open[i]->id, STORE_LOOKED_AT, (double)open[i]->day_start };
 	for (i = 0; i < nopen; i++) {
-		s->slices[n++] = (struct store_slice){ open[i]->id, -INFINITY, SCHED_LOOKED_AT };
+		s->slices[n++] = (struct store_slice){ open[i]->id, -INFINITY, STORE_LOOKED_AT };
 		s->slices[n++] = (struct store_slice){ open[i]->id, (double)open[i]->day_start, INFINITY };
 	}
 	for (i = 0; i < s->ngroups; i++)
@@ -708,7 +694,7 @@ sched_slices(struct sched *s, int64_t now)
 			s->slices[n++] = (struct store_slice){ s->groups[i].id, -INFINITY, INFINITY };
 	for (i = 0; i < s->ngroups; i++)
 		if (s->groups[i].open == 0)
-			s->slices[n++] = (struct store_slice){ s->groups[i].id, -INFINITY, SCHED_LOOKED_AT };
+			s->slices[n++] = (struct store_slice){ s->groups[i].id, -INFINITY, STORE_LOOKED_AT };
 	return n;
 }
 
@@ -839,6 +825,34 @@ sched_http_cb(const struct http_result *res, void *arg)
 	sched_kick(s);
 }
 
+/* 1 when the reminder's recipient has less than window_guard_s left in the contact window (or none):
+ * it must not start (SPEC §11); j->window_end is the window's end (0 when closed). */
+static int
+sched_window_closing(const struct sched *s, struct job *j)
+{
+	double now = loop_wall_s();
+
+	j->window_end = 0;
+	if (policy_window_end(&s->conf->rules, j->region, j->time_zone, (int64_t)now, &j->window_end) == -1) {
+		j->window_end = 0;
+		return 1;
+	}
+	return (double)j->window_end - now < s->conf->rules.window_guard_s;
+}
+
+/* Hand back a reminder that must not start now (sched_window_closing): untouched, due again when its
+ * window has closed, when the policy finds the next one. */
+static void
+sched_unsend_closing(struct sched *s, struct job *j)
+{
+	double now = loop_wall_s();
+
+	log_info("reminder=%s: not sent now: its recipient's contact window %s (schedule.window_guard_s %d)",
+	    j->rem_id, j->window_end > now ? "closes too soon" : "is closed", s->conf->rules.window_guard_s);
+	breaker_cancel(&s->breaker);
+	sched_unsend(s, j, j->window_end > now ? (double)j->window_end : now + 1);
+}
+
 /* Render, build and hand one reminder to libcurl. */
 static void
 sched_send(struct sched *s, struct job *j)
@@ -853,19 +867,14 @@ sched_send(struct sched *s, struct job *j)
 	else if (j->body != NULL)
 		m.text = j->body;
 	/* A reminder tells the gateway when its recipient's window closes: a queueing gateway drops it then
-	 * rather than deliver it late (SPEC §11). None starts with less than window_guard_s left: it goes
-	 * back untouched until the window has closed, and the policy then finds the next one. A keyword
-	 * reply answers at any hour. */
-	if (j->kind == JOB_REMINDER &&
-	    (policy_window_end(&s->conf->rules, j->region, j->time_zone, m.now, &m.expires_at) == -1 ||
-	        m.expires_at - m.now < s->conf->rules.window_guard_s)) {
-		log_info(
-		    "reminder=%s: not sent now: its recipient's contact window %s (schedule.window_guard_s %d)",
-		    j->rem_id, m.expires_at > m.now ? "closes too soon" : "is closed",
-		    s->conf->rules.window_guard_s);
-		breaker_cancel(&s->breaker);
-		sched_unsend(s, j, m.expires_at > m.now ? (double)m.expires_at : (double)m.now + 1);
-		return;
+	 * rather than deliver it late (SPEC §11). None starts with less than window_guard_s left (time may
+	 * have passed since the dispatch looked: marking it 'sending'). A keyword reply answers at any hour. */
+	if (j->kind == JOB_REMINDER) {
+		if (sched_window_closing(s, j)) {
+			sched_unsend_closing(s, j);
+			return;
+		}
+		m.expires_at = j->window_end;
 	}
 	if ((m.text == text && sched_render(s, j, text, sizeof(text), err, sizeof(err)) == -1) ||
 	    gw_build(s->dialect, s->conf, &m, &req, err, sizeof(err)) == -1) {
@@ -999,21 +1008,6 @@ sched_segments(const struct sched *s, const struct job *j)
 	return 1;
 }
 
-/* 1 when the reminder's recipient has less than window_guard_s left in the contact window (or none):
- * it must not start (SPEC §11); j->window_end is the window's end (0 when closed). */
-static int
-sched_window_closing(const struct sched *s, struct job *j)
-{
-	double now = loop_wall_s();
-
-	j->window_end = 0;
-	if (policy_window_end(&s->conf->rules, j->region, j->time_zone, (int64_t)now, &j->window_end) == -1) {
-		j->window_end = 0;
-		return 1;
-	}
-	return (double)j->window_end - now < s->conf->rules.window_guard_s;
-}
-
 /* Start as many ready reminders as the breaker, the short code's pace (in segments) and max_in_flight
  * allow. */
 static void
@@ -1047,9 +1041,8 @@ sched_dispatch(struct sched *s)
 			break; /* -1: the probe's answer kicks us */
 		}
 		if (s->ready_head->kind == JOB_REMINDER && sched_window_closing(s, s->ready_head)) {
-			j = sched_ready_pop(s); /* before its tokens: the rate is for what goes */
-			sched_unsend(
-			    s, j, j->window_end > loop_wall_s() ? (double)j->window_end : loop_wall_s() + 1);
+			sched_unsend_closing(
+			    s, sched_ready_pop(s)); /* before its tokens: the rate is for what goes */
 			continue;
 		}
 		if (s->ready_head->segments == 0) { /* counted once: the head may wait through many kicks */
@@ -1189,7 +1182,8 @@ sched_groups_cb(PGresult *res, void *arg)
 		if (n > SCHED_MAX_GROUPS)
 			log_warnx(
 			    "claim groups: more than %d (region, time zone) pairs with rows to look at: those "
-			    "after %s %s wait until earlier ones have none",
+			    "after %s %s wait until earlier ones have none (check the region and time_zone billing "
+			    "writes)",
 			    SCHED_MAX_GROUPS, PQgetvalue(res, SCHED_MAX_GROUPS - 1, 1),
 			    PQgetvalue(res, SCHED_MAX_GROUPS - 1, 2));
 		for (i = s->ngroups = 0; i < n && i < SCHED_MAX_GROUPS; i++) {

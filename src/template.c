@@ -3,8 +3,10 @@
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "payremind/gsm.h"
 #include "payremind/template.h"
 #include "payremind/token.h"
 
@@ -307,4 +309,24 @@ template_render_longest(const char *tmpl, const char *lang, const char *base_url
 	memset(ref, 'W', TEMPLATE_REF_LONGEST);
 	ref[TEMPLATE_REF_LONGEST] = '\0';
 	return template_render(tmpl, lang, &v, out, outlen, err, errlen);
+}
+
+int
+template_render_sms(const char *fr, const char *en, int transliterate, const char *lang,
+    const struct template_vars *vars, char *out, size_t outlen, char *err, size_t errlen)
+{
+	int is_en = strcmp(lang, "en") == 0;
+	char *t;
+
+	if (template_render(is_en ? en : fr, is_en ? "en" : "fr", vars, out, outlen, err, errlen) == -1)
+		return -1;
+	if (!transliterate)
+		return 0;
+	if ((t = gsm_transliterate(out)) == NULL) {
+		snprintf(err, errlen, "transliteration failed");
+		return -1;
+	}
+	snprintf(out, outlen, "%s", t);
+	free(t);
+	return 0;
 }

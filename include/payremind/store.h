@@ -63,6 +63,10 @@ int store_begin(struct db *db, db_cb cb, void *arg) __attribute__((warn_unused_r
 int store_end(struct db *db, int commit, db_cb cb, void *arg) __attribute__((warn_unused_result));
 /* 1 when res answers a COMMIT that committed (an aborted transaction answers COMMIT with ROLLBACK). */
 int store_committed(const PGresult *res);
+/* A due row's next_at (epoch s) at or after this (year -1199) is an instant payremind set; below it
+ * there is only -infinity, a row nobody has looked at yet (as billing inserts it). */
+#define STORE_LOOKED_AT -1e11
+
 /* The rows of one claim group (a (region, time zone) pair, payremind.claim_groups) whose next look lies
  * in [lo, hi) (epoch s, infinities allowed): a part of the claim's order. */
 struct store_slice {

@@ -29,6 +29,11 @@ int template_check(const char *tmpl, const char *lang, char *err, size_t errlen)
 /* Render into out (NUL-terminated). 0, or -1 with the reason in err (unknown placeholder, too long). */
 int template_render(const char *tmpl, const char *lang, const struct template_vars *vars, char *out,
     size_t outlen, char *err, size_t errlen) __attribute__((warn_unused_result));
+/* A reminder's SMS as sent: the French template unless lang is "en", rendered, then transliterated to
+ * GSM-7 when asked (templates.transliterate). Same contract as template_render. */
+int template_render_sms(const char *fr, const char *en, int transliterate, const char *lang,
+    const struct template_vars *vars, char *out, size_t outlen, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 /* Render with the longest values any row can produce (largest amount, a link of base_url + 22
  * characters), for the start-up segment check. Same contract as template_render. */
 int template_render_longest(const char *tmpl, const char *lang, const char *base_url, char *out,

@@ -14,15 +14,12 @@
 #include "payremind/conf.h"
 #include "payremind/gsm.h"
 #include "payremind/policy.h"
+#include "payremind/store.h"
 #include "payremind/template.h"
+#include "payremind/token.h"
 #include "payremind/tz.h"
 
 #include "ctl.h"
-
-/* next_at below this is -infinity: a row nobody has looked at yet (as the daemon's claim reads it) */
-#define PLAN_LOOKED_AT -1e11
-/* a token's length in a link (token.c: 16 random bytes, base64url) */
-#define PLAN_TOKEN "AAAAAAAAAAAAAAAAAAAAAA"
 
 /* A row that may go in its group's window. */
 struct plan_row {
@@ -72,22 +69,20 @@ plan_group_of(struct plan *p, const char *region, const char *zone)
 static int
 plan_segments(const struct conf *conf, const struct dry_row *r)
 {
-	int fr = strcmp(r->lang, "en") != 0;
-	char link[512], text[2048], err[256], *t = NULL;
+	char link[512], text[2048], err[256];
 	struct template_vars vars = { link, r->amount_cents, r->currency, 0, 0, 0, r->account_ref };
 	struct gsm_info info;
 	int segments = 1;
 
-	snprintf(link, sizeof(link), "%s%s", conf->token.base_url, PLAN_TOKEN);
+	/* a token of the real length (its characters are all GSM-7, as a real one's) */
+	snprintf(link, sizeof(link), "%s%.*s", conf->token.base_url, TOKEN_LEN,
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
 	tz_civil_from_days(r->due_date, &vars.due_year, &vars.due_month, &vars.due_day);
-	if (template_render(fr ? conf->templates.fr : conf->templates.en, fr ? "fr" : "en", &vars, text,
-	        sizeof(text), err, sizeof(err)) == -1)
+	if (template_render_sms(conf->templates.fr, conf->templates.en, conf->templates.transliterate,
+	        r->lang, &vars, text, sizeof(text), err, sizeof(err)) == -1)
 		return 1;
-	if (conf->templates.transliterate && (t = gsm_transliterate(text)) == NULL)
-		return 1;
-	if (gsm_analyze(t != NULL ? t : text, &info) == 0 && info.segments > 0)
+	if (gsm_analyze(text, &info) == 0 && info.segments > 0)
 		segments = info.segments;
-	free(t);
 	return segments;
 }
 
@@ -175,7 +170,7 @@ plan_queue(struct plan *p, const struct conf *conf, const struct dry_row *rows, 
 		r->due_date = rows[i].due_date;
 		r->due_id = rows[i].due_id;
 		r->left_over =
-		    rows[i].next_look > PLAN_LOOKED_AT && rows[i].next_look < (double)pg->day_start;
+		    rows[i].next_look > STORE_LOOKED_AT && rows[i].next_look < (double)pg->day_start;
 		r->segments = plan_segments(conf, &rows[i]);
 		pg->reminders++;
 		pg->segments += r->segments;
@@ -351,8 +346,9 @@ plan_breakers(struct ctl *ctl, FILE *fp, int *rc)
 	n = PQntuples(res);
 	for (i = 0; i < n; i++)
 		fprintf(fp,
-		    "the gateway breaker of payremindd %s[%s] is %s since %s: it claims nothing meanwhile, and "
-		    "its share of the rate goes unused until it closes\n",
+		    "the gateway breaker of payremindd %s[%s] is %s since %s: it claims nothing meanwhile (the "
+		    "daemons on its short code take its share; with none, its code sends nothing: see its "
+		    "journal and payremindctl status)\n",
 		    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 		    strcmp(PQgetvalue(res, i, 2), "open") == 0 ? "OPEN" : "HALF OPEN (probing)",
 		    PQgetvalue(res, i, 3));

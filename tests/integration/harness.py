@@ -4,6 +4,7 @@ sandbox gateway on a free loopback port, config files, and the real binaries.
 Each test file defines test_* functions and ends with `harness.main(globals())`."""
 
 import collections
+import datetime
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import time
 import traceback
+import zoneinfo
 
 import psycopg2
 
@@ -32,6 +34,22 @@ OPEN_REGIONS = f"""regions = {{
   QC = {{ windows = ( {ALL_DAY} ); holidays = "none"; notice_days = 0; max_per_7_days = 0; }};
   ON = {{ windows = ( {ALL_DAY} ); holidays = "none"; notice_days = 0; max_per_7_days = 3; }};
 }};"""
+
+
+def zone_at_local(lo_min, hi_min):
+    """A time zone whose local time is now between lo_min and hi_min minutes after midnight, and that local
+    time: windows relative to now stay within one local day whatever hour the test runs."""
+    for z in ("America/Toronto", "Europe/Paris", "Asia/Tokyo", "Pacific/Auckland"):
+        t = datetime.datetime.now(zoneinfo.ZoneInfo(z))
+        if lo_min <= t.hour * 60 + t.minute <= hi_min:
+            return z, t
+    raise AssertionError(f"no zone at {lo_min}..{hi_min} minutes local")
+
+
+def window_until(end):
+    """A region's rules: open every day from 00:00 to end ("HH:MM"), no holiday, no notice delay."""
+    return (f'{{ windows = ( {{ days = ["mon","tue","wed","thu","fri","sat","sun"]; start = "00:00";'
+            f' end = "{end}"; }} ); holidays = "none"; notice_days = 0; }};')
 
 
 def pg_env():

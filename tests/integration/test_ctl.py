@@ -541,19 +541,10 @@ def test_plan_predicts_first_and_last_send_and_what_slips_in_window_order(ctx):
     # SPEC §11's plan at 0.05 segment/s: QC's window closes 4 minutes after --at (3 usable, with the 60 s
     # guard), ON's in 3 hours, NB's closed 2 hours ago (its rows wait for tomorrow's window). QC goes
     # first and slips what 180 s cannot carry; ON follows; NB is planned in its next window.
-    import zoneinfo
-
-    def minutes(z):
-        t = datetime.datetime.now(zoneinfo.ZoneInfo(z))
-        return t.hour * 60 + t.minute
-
-    zone = next(z for z in ("America/Toronto", "Europe/Paris", "Asia/Tokyo", "Pacific/Auckland")
-                if 4 * 60 <= minutes(z) <= 19 * 60)
-    tz = zoneinfo.ZoneInfo(zone)
-    at = datetime.datetime.now(tz).replace(second=0, microsecond=0)
+    zone, local = harness.zone_at_local(4 * 60, 19 * 60)
+    at = local.replace(second=0, microsecond=0)
     hhmm = lambda d: (at + d).strftime("%H:%M")  # noqa: E731
-    window = lambda end: (f'{{ windows = ( {{ days = ["mon","tue","wed","thu","fri","sat","sun"]; start = "00:00";'  # noqa: E731
-                          f' end = "{end}"; }} ); holidays = "none"; notice_days = 0; }};')
+    window = harness.window_until
     regions = (f"regions = {{ QC = {window(hhmm(datetime.timedelta(minutes=4)))}"
                f" ON = {window(hhmm(datetime.timedelta(hours=3)))}"
                f" NB = {window(hhmm(datetime.timedelta(hours=-2)))} }};")

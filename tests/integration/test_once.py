@@ -341,13 +341,9 @@ def test_no_request_starts_in_the_last_seconds_of_the_window(ctx):
     # schedule.window_guard_s: a reminder whose recipient's window closes in less than that waits for the
     # next window (SPEC §11). A zone where it is now mid-day, a window closing 2.5 to 3.5 minutes from now.
     import datetime
-    import zoneinfo
-    zone = next(z for z in ("America/Toronto", "Europe/Paris", "Asia/Tokyo", "Pacific/Auckland")
-                if 120 <= (lambda t: t.hour * 60 + t.minute)(datetime.datetime.now(zoneinfo.ZoneInfo(z))) <= 1300)
-    local = datetime.datetime.now(zoneinfo.ZoneInfo(zone))
+    zone, local = harness.zone_at_local(120, 1300)
     close = local.hour * 60 + local.minute + 3 + (local.second >= 30)
-    regions = f"""regions = {{ QC = {{ windows = ( {{ days = ["mon","tue","wed","thu","fri","sat","sun"];
-        start = "00:00"; end = "{close // 60:02d}:{close % 60:02d}"; }} ); holidays = "none"; notice_days = 0; }}; }};"""
+    regions = f"regions = {{ QC = {harness.window_until(f'{close // 60:02d}:{close % 60:02d}')} }};"
     gw = ctx.sandbox()
     db = ctx.db
     db.add_due("G-1", "+15145560201", time_zone=zone)
@@ -377,17 +373,9 @@ def test_the_earliest_closing_window_goes_first_and_earlier_days_before_today(ct
     # the window that closes first leading; within a region the rows nobody has looked at, then by
     # next_at. A region whose window has closed gives nothing, and its new row is only looked at.
     import datetime
-    import zoneinfo
-    def minutes(z):
-        t = datetime.datetime.now(zoneinfo.ZoneInfo(z))
-        return t.hour * 60 + t.minute
-
-    zone = next(z for z in ("America/Toronto", "Europe/Paris", "Asia/Tokyo", "Pacific/Auckland")
-                if 4 * 60 <= minutes(z) <= 19 * 60)
-    local = datetime.datetime.now(zoneinfo.ZoneInfo(zone))
+    zone, local = harness.zone_at_local(4 * 60, 19 * 60)
     hhmm = lambda hours: (lambda m: f"{m // 60:02d}:{m % 60:02d}")(local.hour * 60 + local.minute + hours * 60)  # noqa: E731
-    window = lambda end: (f'{{ windows = ( {{ days = ["mon","tue","wed","thu","fri","sat","sun"]; start = "00:00";'  # noqa: E731
-                          f' end = "{end}"; }} ); holidays = "none"; notice_days = 0; }};')
+    window = harness.window_until
     regions = (f"regions = {{ QC = {window(hhmm(2))} ON = {window(hhmm(3))} BC = {window(hhmm(4))}"
                f" NB = {window(hhmm(-2))} }};")
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)

@@ -232,6 +232,31 @@ render_longest_is_never_shorter_than_a_real_row(void **state)
 	}
 }
 
+/* The SMS as sent: the template of the row's language (French unless "en"), transliterated when asked. */
+static void
+render_sms_picks_the_language_and_transliterates(void **state)
+{
+	struct template_vars v = { "https://pay.aro.ca/p/x", 1000, "CAD", 2026, 11, 20, "A-1" };
+	char out[256], err[128];
+
+	(void)state;
+	assert_int_equal(template_render_sms("Reçu {link} ARRET", "Got {link} STOP", 0, "en", &v, out,
+	                     sizeof(out), err, sizeof(err)),
+	    0);
+	assert_string_equal(out, "Got https://pay.aro.ca/p/x STOP");
+	assert_int_equal(template_render_sms("Reçu {link} ARRET", "Got {link} STOP", 0, "fr", &v, out,
+	                     sizeof(out), err, sizeof(err)),
+	    0);
+	assert_string_equal(out, "Reçu https://pay.aro.ca/p/x ARRET");
+	assert_int_equal(template_render_sms("Reçu {link} ARRET", "Got {link} STOP", 1, "fr", &v, out,
+	                     sizeof(out), err, sizeof(err)),
+	    0);
+	assert_string_equal(out, "Recu https://pay.aro.ca/p/x ARRET");
+	assert_int_equal(
+	    template_render_sms("{nope} {link} ARRET", "x", 1, "fr", &v, out, sizeof(out), err, sizeof(err)),
+	    -1);
+}
+
 int
 main(void)
 {
@@ -243,6 +268,7 @@ main(void)
 		cmocka_unit_test(render_fits_a_buffer_of_exactly_the_needed_size),
 		cmocka_unit_test(render_longest_uses_largest_values),
 		cmocka_unit_test(render_longest_is_never_shorter_than_a_real_row),
+		cmocka_unit_test(render_sms_picks_the_language_and_transliterates),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
