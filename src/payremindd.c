@@ -306,8 +306,8 @@ heartbeat_tick(void *arg)
 	    sched_totals(d->sched)->failed, sched_in_flight(d->sched));
 	/* Counting the queue scans the reminders: once a minute is enough for STATUS=. */
 	if (store_heartbeat(d->db, d->owner, d->hostname, (int)getpid(), status,
-	        d->beats++ % QUEUE_COUNT_BEATS == 0, circuits[circuit], since, d->conf->short_code, beat_cb,
-	        d) == -1)
+	        d->beats++ % QUEUE_COUNT_BEATS == 0, circuits[circuit], since, d->conf->short_code,
+	        d->conf->gateway.rate_per_second, beat_cb, d) == -1)
 		log_warnx("heartbeat: database unavailable");
 	if (!d->stopping)
 		loop_timer_set(d->heartbeat, HEARTBEAT_MS);

@@ -357,6 +357,17 @@ sched_decide(struct sched *s, struct job *j, double now)
 	case POLICY_UNKNOWN_REGION:
 		j->due_next_at = now + SCHED_REGION_RETRY_S;
 		break;
+	case POLICY_WINDOW:
+	case POLICY_HOLIDAY:
+		/* looked at while its group's window is closed: due from now, so that a row the window
+		 * did not reach counts as left over on the next day (SPEC §11), whatever its region; the
+		 * closed group's claim takes only rows nobody has looked at, so it is not taken again
+		 * before its window opens */
+		if (s->slices[j->slice].closed) {
+			j->due_next_at = now;
+			break;
+		}
+		/* FALLTHROUGH */
 	default:
 		/* no instant within the policy's horizon (no written notice sent yet, a region without any
 		 * window): look again hourly, so a notice billing records later is seen */
@@ -662,9 +673,9 @@ sched_group_cmp(const void *a, const void *b)
  * rows left over from an earlier local day, then the current day's (first those nobody has looked at
  * yet, next_at -infinity as billing inserts them, then the others); then the groups the rules cannot
  * place (unknown region or zone), for the policy to say so. A group whose window is closed (or within
- * the guard, or on a holiday) gives only the rows nobody has looked at: the policy gives them the
- * instant their window opens, so that they count as that day's rows and not as left over. The number
- * of slices. */
+ * the guard, or on a holiday) gives only the rows nobody has looked at: they are due from the instant
+ * they are looked at (sched_decide), a row of that local day or, the days after, one left over. The
+ * number of slices. */
 static int
 sched_slices(struct sched *s, int64_t now)
 {
@@ -684,17 +695,18 @@ sched_slices(struct sched *s, int64_t now)
 	qsort(open, (size_t)nopen, sizeof(open[0]), sched_group_cmp);
 	for (i = 0; i < nopen; i++)
 		s->slices[n++] =
-		    (struct store_slice){ open[i]->id, STORE_LOOKED_AT, (double)open[i]->day_start };
+		    (struct store_slice){ open[i]->id, STORE_LOOKED_AT, (double)open[i]->day_start, 0 };
 	for (i = 0; i < nopen; i++) {
-		s->slices[n++] = (struct store_slice){ open[i]->id, -INFINITY, STORE_LOOKED_AT };
-		s->slices[n++] = (struct store_slice){ open[i]->id, (double)open[i]->day_start, INFINITY };
+		s->slices[n++] = (struct store_slice){ open[i]->id, -INFINITY, STORE_LOOKED_AT, 0 };
+		s->slices[n++] = (struct store_slice){ open[i]->id, (double)open[i]->day_start, INFINITY, 0 };
 	}
 	for (i = 0; i < s->ngroups; i++)
 		if (s->groups[i].open == -1)
-			s->slices[n++] = (struct store_slice){ s->groups[i].id, -INFINITY, INFINITY };
+			s->slices[n++] = (struct store_slice){ s->groups[i].id, -INFINITY, INFINITY, 0 };
 	for (i = 0; i < s->ngroups; i++)
 		if (s->groups[i].open == 0)
-			s->slices[n++] = (struct store_slice){ s->groups[i].id, -INFINITY, STORE_LOOKED_AT };
+			s->slices[n++] =
+			    (struct store_slice){ s->groups[i].id, -INFINITY, STORE_LOOKED_AT, 1 };
 	return n;
 }
 

@@ -200,10 +200,11 @@ static const char store_sql_mark[] =
 static const char store_sql_heartbeat[] =
     "WITH hb AS ("
     "  INSERT INTO payremind.instances AS i (id, hostname, pid, version, status, circuit, circuit_since,"
-    "         short_code)"
-    "  VALUES ($1::uuid, $2, $3::int, $4, $5, $7, to_timestamp(nullif($8::float8, 0)), $9)"
+    "         short_code, rate_per_second)"
+    "  VALUES ($1::uuid, $2, $3::int, $4, $5, $7, to_timestamp(nullif($8::float8, 0)), $9, $10::float8)"
     "  ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), status = EXCLUDED.status,"
-    "   circuit = EXCLUDED.circuit, circuit_since = EXCLUDED.circuit_since, short_code = EXCLUDED.short_code"
+    "   circuit = EXCLUDED.circuit, circuit_since = EXCLUDED.circuit_since, short_code = EXCLUDED.short_code,"
+    "   rate_per_second = EXCLUDED.rate_per_second"
     "  RETURNING i.id)"
     /* the others sending from this code: live, on the same code (or of before 014), breaker not open */
     " SELECT 1 + (SELECT count(*) FROM payremind.instances"
@@ -539,6 +540,7 @@ store_claim_row(const PGresult *res, int i, struct job *job)
 	if (!(job->ref_too_long = strlen(PQgetvalue(res, i, 16)) >= sizeof(job->account_ref)))
 		store_copy(job->account_ref, sizeof(job->account_ref), res, i, 16);
 	store_copy(job->tid, sizeof(job->tid), res, i, 18);
+	job->slice = atoi(PQgetvalue(res, i, 19)) - 1;
 	return store_parse_history(PQgetvalue(res, i, 14), &job->hist);
 }
 
@@ -707,15 +709,17 @@ store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb cb, v
 
 int
 store_heartbeat(struct db *db, const char *owner, const char *hostname, int pid, const char *status,
-    int count, const char *circuit, double circuit_since, const char *short_code, db_cb cb, void *arg)
+    int count, const char *circuit, double circuit_since, const char *short_code, double rate, db_cb cb,
+    void *arg)
 {
-	char p[16], since[32];
-	const char *v[9] = { owner, hostname, p, PAYREMIND_VERSION, status, count ? "true" : "false", circuit,
-		since, short_code };
+	char p[16], since[32], r[32];
+	const char *v[10] = { owner, hostname, p, PAYREMIND_VERSION, status, count ? "true" : "false",
+		circuit, since, short_code, r };
 
 	snprintf(p, sizeof(p), "%d", pid);
 	snprintf(since, sizeof(since), "%.3f", circuit_since);
-	return db_query(db, "heartbeat", 9, v, cb, arg);
+	snprintf(r, sizeof(r), "%.17g", rate);
+	return db_query(db, "heartbeat", 10, v, cb, arg);
 }
 
 int

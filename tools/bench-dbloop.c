@@ -231,8 +231,8 @@ dbl_claim_cb(PGresult *res, void *arg)
 /* bench/run's rows: QC and ON, all in America/Toronto, all-day windows: claim groups 1 and 2 (the
  * daemon orders its slices by window end: equal here, so group order). */
 static const struct store_slice dbl_slices[] = {
-	{ 1, -INFINITY, INFINITY },
-	{ 2, -INFINITY, INFINITY },
+	{ 1, -INFINITY, INFINITY, 0 },
+	{ 2, -INFINITY, INFINITY, 0 },
 };
 
 static void

@@ -47,6 +47,7 @@ struct job {
 	int due_next_step;
 	int segments;       /* what the short code's rate counts for it; 0 until counted */
 	char tid[32];       /* the claimed due row's ctid, for its update in the same transaction */
+	int slice;          /* the claim's slice it came in (store_claim's sl[slice]) */
 	int created;        /* the creation answered for it (sched_prepare_cb) */
 	int64_t window_end; /* its recipient's contact window's end, as last looked at (sched) */
 	int attempts_delta; /* -1 when the attempt did not count (never sent) */
@@ -72,6 +73,7 @@ int store_committed(const PGresult *res);
 struct store_slice {
 	int group;
 	double lo, hi;
+	int closed; /* the group's window is closed: its rows are only looked at (not for the store) */
 };
 
 /* Lock up to limit rows due at or before horizon (epoch s), in the claim transaction, taking the n
@@ -119,12 +121,13 @@ int store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb c
     __attribute__((warn_unused_result));
 
 /* Register or refresh this daemon in payremind.instances with its status line, its circuit breaker
- * ("closed", "open", "half_open", since epoch s or 0) and its short code. The result row: the live
+ * ("closed", "open", "half_open", since epoch s or 0), its short code and that code's rate (segments
+ * per second, 0 unpaced). The result row: the live
  * daemons sharing that code's rate (itself included; not those whose breaker is open), then with count
  * the queued, sending and unknown reminders (else NULLs). */
 int store_heartbeat(struct db *db, const char *owner, const char *hostname, int pid, const char *status,
-    int count, const char *circuit, double circuit_since, const char *short_code, db_cb cb, void *arg)
-    __attribute__((warn_unused_result));
+    int count, const char *circuit, double circuit_since, const char *short_code, double rate, db_cb cb,
+    void *arg) __attribute__((warn_unused_result));
 /* Whether sending is paused (payremind.control); result row: paused (t/f), since (epoch s), by, reason. */
 int store_control(struct db *db, db_cb cb, void *arg) __attribute__((warn_unused_result));
 /* Mark this daemon stopped (synchronously, once the loop has ended). */

@@ -26,6 +26,7 @@ struct plan_row {
 	int group;
 	int left_over; /* its next look lies before its window's local day: it goes before that day's rows */
 	int64_t first; /* the first instant the rules allow */
+	double look;   /* its next look (-inf: nobody has looked at it yet, it goes first) */
 	int32_t due_date;
 	int64_t due_id;
 	int segments;
@@ -130,7 +131,8 @@ plan_windows(struct plan *p, const struct policy_rules *rules, const struct dry_
 	}
 }
 
-/* The daemon's order within a group: rows left over first, then by first instant, due date, id. */
+/* The daemon's order within a group: rows left over first, then by first instant, next look (those
+ * nobody has looked at first), due date, id. */
 static int
 plan_row_cmp(const void *a, const void *b)
 {
@@ -141,6 +143,8 @@ plan_row_cmp(const void *a, const void *b)
 		return y->left_over - x->left_over;
 	if (x->first != y->first)
 		return x->first < y->first ? -1 : 1;
+	if (x->look != y->look)
+		return x->look < y->look ? -1 : 1;
 	if (x->due_date != y->due_date)
 		return x->due_date < y->due_date ? -1 : 1;
 	return (x->due_id > y->due_id) - (x->due_id < y->due_id);
@@ -167,6 +171,7 @@ plan_queue(struct plan *p, const struct conf *conf, const struct dry_row *rows, 
 		r = &p->rows[p->nrows++];
 		r->group = g;
 		r->first = f;
+		r->look = rows[i].next_look;
 		r->due_date = rows[i].due_date;
 		r->due_id = rows[i].due_id;
 		r->left_over =
@@ -356,6 +361,50 @@ plan_breakers(struct ctl *ctl, FILE *fp, int *rc)
 	return n;
 }
 
+/* The rate the day goes at (segments per second, 0 unpaced): each short code's rate (as its live daemons
+ * record it, SPEC §11) summed over the codes with a live daemon whose breaker is not open; with none,
+ * this configuration's. Said on fp. 0, or -1 on error. */
+static int
+plan_rate(struct ctl *ctl, const struct conf *conf, FILE *fp, double *rate, int *rc)
+{
+	PGresult *res = ctl_exec(ctl,
+	    "SELECT short_code, count(*), avg(rate_per_second), bool_or(rate_per_second = 0)"
+	    "  FROM payremind.instances"
+	    " WHERE stopped_at IS NULL AND heartbeat_at > now() - interval '" CTL_LIVE_S " seconds'"
+	    "   AND circuit <> 'open' AND short_code IS NOT NULL AND rate_per_second IS NOT NULL"
+	    " GROUP BY short_code ORDER BY short_code",
+	    0, NULL, rc);
+	int i, n, unpaced = 0;
+
+	if (res == NULL)
+		return -1;
+	*rate = 0;
+	if ((n = PQntuples(res)) == 0)
+		*rate = conf->gateway.rate_per_second;
+	for (i = 0; i < n; i++) {
+		*rate += strtod(PQgetvalue(res, i, 2), NULL);
+		unpaced |= PQgetvalue(res, i, 3)[0] == 't';
+	}
+	if (unpaced || !(*rate > 0)) {
+		*rate = 0;
+		fprintf(
+		    fp, "rate: unpaced (gateway.rate_per_second 0): each reminder at its first instant\n");
+	} else if (n == 0)
+		fprintf(fp,
+		    "rate: %g segments per second for %s (gateway.rate_per_second; no daemon is sending)\n",
+		    *rate, conf->short_code);
+	else {
+		fprintf(fp, "rate: %g segments per second:", *rate);
+		for (i = 0; i < n; i++)
+			fprintf(fp, "%s %s at %g (%s daemon%s)", i > 0 ? "," : "", PQgetvalue(res, i, 0),
+			    strtod(PQgetvalue(res, i, 2), NULL), PQgetvalue(res, i, 1),
+			    strcmp(PQgetvalue(res, i, 1), "1") == 0 ? "" : "s");
+		fprintf(fp, "\n");
+	}
+	PQclear(res);
+	return 0;
+}
+
 static void
 plan_free(struct plan *p)
 {
@@ -383,7 +432,7 @@ ctl_cmd_plan(struct ctl *ctl, int argc, char **argv)
 	struct dry_row *rows;
 	PGresult *res;
 	FILE *notes;
-	double at = 0;
+	double at = 0, rate;
 	int ch, json = 0, rc, n, paused;
 
 	ctl_getopt_reset();
@@ -419,17 +468,13 @@ ctl_cmd_plan(struct ctl *ctl, int argc, char **argv)
 		fprintf(notes, "%s; the plan below is what would happen if it resumed now\n", note);
 	if (plan_breakers(ctl, notes, &rc) == -1)
 		return rc;
-	if (conf->gateway.rate_per_second > 0)
-		fprintf(notes, "rate: %g segments per second for %s (gateway.rate_per_second)\n",
-		    conf->gateway.rate_per_second, conf->short_code);
-	else
-		fprintf(
-		    notes, "rate: unpaced (gateway.rate_per_second 0): each reminder at its first instant\n");
+	if (plan_rate(ctl, conf, notes, &rate, &rc) == -1)
+		return rc;
 	if ((rc = dry_load(ctl, at, NULL, 0, &rows, &n, &res)) != 0)
 		return rc;
 	plan_windows(&p, &conf->rules, rows, n, (int64_t)floor(at));
 	plan_queue(&p, conf, rows, n, (int64_t)floor(at));
-	plan_simulate(&p, conf->gateway.rate_per_second, conf->rules.window_guard_s, (int64_t)floor(at));
+	plan_simulate(&p, rate, conf->rules.window_guard_s, (int64_t)floor(at));
 	/* the queues point into rows: sort the groups for printing once the simulation is done */
 	qsort(p.groups, (size_t)p.ngroups, sizeof(p.groups[0]), plan_group_cmp);
 	if (json)

@@ -595,5 +595,42 @@ def test_plan_predicts_first_and_last_send_and_what_slips_in_window_order(ctx):
     assert ctl(conf, "plan", "--at", "tomorrow").returncode == 64
 
 
+def test_plan_paces_at_the_rates_of_the_codes_sending(ctx):
+    # The day goes at the sum of the rates of the codes that have a live daemon whose breaker is not
+    # open, as their heartbeats record them (SPEC §11): two codes at 0.05 send QC's window twice as far
+    # as one. A stopped daemon, a silent one and one whose breaker is open do not count.
+    zone, local = harness.zone_at_local(4 * 60, 19 * 60)
+    at = local.replace(second=0, microsecond=0)
+    db = ctx.db
+    for i in range(10):
+        db.add_due(f"Q-{i}", f"+1514558{1000 + i:04d}", region="QC", time_zone=zone)
+    regions = f"regions = {{ QC = {harness.window_until((at + datetime.timedelta(minutes=4)).strftime('%H:%M'))} }};"
+    conf = write_conf(ctx.tmp, db, "http://127.0.0.1:9/", regions=regions, gateway=dict(rate_per_second=0.05))
+
+    def qc_sent():
+        p = ctl(conf, "plan", "--at", at.isoformat(), "--json")
+        assert p.returncode == 0, p.stderr
+        qc = json.loads(p.stdout)[0]
+        return qc["reminders"] - qc["slipped"], qc["segments"] // qc["reminders"], p.stderr
+
+    alone, segs, notes = qc_sent()
+    assert "0.05 segments per second for 27022 (gateway.rate_per_second; no daemon is sending)" in notes, notes
+    assert alone == int(180 // (segs / 0.05)) + 1, (alone, segs)
+    db.q("""INSERT INTO payremind.instances (id, hostname, pid, version, circuit, short_code, rate_per_second,
+            heartbeat_at, stopped_at) VALUES
+            (gen_random_uuid(), 'a', 1, 'x', 'closed', '27022', 0.05, now(), NULL),
+            (gen_random_uuid(), 'b', 2, 'x', 'closed', '270282', 0.05, now(), NULL),
+            (gen_random_uuid(), 'c', 3, 'x', 'open', '270282', 9, now(), NULL),
+            (gen_random_uuid(), 'd', 4, 'x', 'closed', '270282', 9, now(), now()),
+            (gen_random_uuid(), 'e', 5, 'x', 'closed', '270282', 9, now() - interval '1 hour', NULL)""")
+    both, _, notes = qc_sent()
+    assert "rate: 0.1 segments per second: 27022 at 0.05 (1 daemon), 270282 at 0.05 (1 daemon)" in notes, notes
+    assert both == int(180 // (segs / 0.1)) + 1 and both > alone, (both, alone)
+    # the second code's breaker opens: back to one code
+    db.q("UPDATE payremind.instances SET circuit = 'open' WHERE hostname = 'b'")
+    one, _, notes = qc_sent()
+    assert one == alone and "0.05 segments per second: 27022 at 0.05 (1 daemon)" in notes, notes
+
+
 if __name__ == "__main__":
     harness.main(globals())
