@@ -1,5 +1,6 @@
 /* The daemon's one event loop: epoll for descriptors, a small timer list, signals via signalfd. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -56,6 +57,136 @@ static struct {
 } loop_clock;
 
 #ifdef PAYREMIND_TEST_CLOCK
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <stdint.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+/* One simulated clock for several daemons (PAYREMIND_TEST_CLOCK_SHARED="FILE N"): a file mapped by each,
+ * under flock. The clock moves only when every daemon there is idle, to the earliest of their next
+ * timers, and not before N daemons have joined: a conservative discrete-event simulation, so that two
+ * daemons on two short codes live the same simulated day. A daemon leaves at exit; one that dies
+ * (its pid gone) no longer holds the clock. */
+#define LOOP_SHARE_SLOTS 8
+
+struct loop_share {
+	uint32_t gen;    /* futex word: bumped each time the clock moves */
+	uint32_t joined; /* daemons that ever joined */
+	double now;
+	struct {
+		int32_t pid; /* 0: a free slot */
+		int32_t idle;
+		double wants; /* idle until then (its next timer; INFINITY: none) */
+	} slot[LOOP_SHARE_SLOTS];
+};
+
+static struct {
+	int fd;
+	struct loop_share *m;
+	int me;
+	uint32_t want;
+} loop_share;
+
+static void
+loop_share_lock(int op)
+{
+	while (flock(loop_share.fd, op) == -1)
+		if (errno != EINTR)
+			fatal("PAYREMIND_TEST_CLOCK_SHARED: flock");
+}
+
+static void
+loop_share_leave(void)
+{
+	loop_share_lock(LOCK_EX);
+	loop_share.m->slot[loop_share.me].pid = 0;
+	loop_share.m->gen++;
+	loop_share_lock(LOCK_UN);
+	syscall(SYS_futex, &loop_share.m->gen, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* Join the shared clock at FILE (created if need be), which starts at start; its instant. */
+static double
+loop_share_join(const char *v, double start)
+{
+	char path[512];
+	unsigned want;
+	struct loop_share *m;
+	int i;
+
+	if (sscanf(v, "%511s %u", path, &want) != 2 || want < 1 || want > LOOP_SHARE_SLOTS)
+		fatalx("PAYREMIND_TEST_CLOCK_SHARED: want \"FILE N\" (N 1..%d), got \"%s\"", LOOP_SHARE_SLOTS,
+		    v);
+	if ((loop_share.fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		fatal("PAYREMIND_TEST_CLOCK_SHARED: %s", path);
+	loop_share_lock(LOCK_EX);
+	if (ftruncate(loop_share.fd, sizeof(*m)) == -1 ||
+	    (m = mmap(NULL, sizeof(*m), PROT_READ | PROT_WRITE, MAP_SHARED, loop_share.fd, 0)) == MAP_FAILED)
+		fatal("PAYREMIND_TEST_CLOCK_SHARED: %s", path);
+	if (m->joined == 0)
+		m->now = start;
+	for (i = 0; i < LOOP_SHARE_SLOTS && m->slot[i].pid != 0; i++)
+		;
+	if (i == LOOP_SHARE_SLOTS)
+		fatalx("PAYREMIND_TEST_CLOCK_SHARED: %s: all %d slots taken", path, LOOP_SHARE_SLOTS);
+	m->slot[i].pid = (int32_t)getpid();
+	m->slot[i].idle = 0;
+	m->joined++;
+	loop_share.m = m;
+	loop_share.me = i;
+	loop_share.want = want;
+	loop_share_lock(LOCK_UN);
+	atexit(loop_share_leave);
+	return m->now;
+}
+
+/* The loop is idle until wants (INFINITY: until an event): say so, move the shared clock if every
+ * daemon is idle, and wait until it moves or an event comes. The events ready (0: the clock moved). */
+static int
+loop_share_idle(int epfd, struct epoll_event *evs, int nevs, double wants)
+{
+	struct loop_share *m = loop_share.m;
+	struct timespec tick = { 0, 2000000 }; /* look at the descriptors every 2 ms while waiting */
+	uint32_t gen;
+	int i, n, all;
+
+	for (;;) {
+		loop_share_lock(LOCK_EX);
+		m->slot[loop_share.me].idle = 1;
+		m->slot[loop_share.me].wants = wants;
+		double next = INFINITY;
+		for (i = 0, all = m->joined >= loop_share.want; i < LOOP_SHARE_SLOTS && all; i++) {
+			if (m->slot[i].pid == 0 || (kill(m->slot[i].pid, 0) == -1 && errno == ESRCH))
+				continue;
+			all = m->slot[i].idle;
+			next = fmin(next, m->slot[i].wants);
+		}
+		if (all && next > m->now && next < INFINITY) {
+			m->now = next;
+			m->gen++;
+			syscall(SYS_futex, &m->gen, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+		}
+		gen = m->gen;
+		if (m->now != loop_clock.now) { /* moved (never past wants): timers may be due */
+			m->slot[loop_share.me].idle = 0;
+			loop_clock.now = m->now;
+			loop_share_lock(LOCK_UN);
+			return 0;
+		}
+		loop_share_lock(LOCK_UN);
+		if ((n = epoll_wait(epfd, evs, nevs, 0)) != 0) {
+			loop_share_lock(LOCK_EX);
+			m->slot[loop_share.me].idle = 0;
+			loop_clock.now = m->now;
+			loop_share_lock(LOCK_UN);
+			return n;
+		}
+		syscall(SYS_futex, &m->gen, FUTEX_WAIT, gen, &tick, NULL, 0);
+	}
+}
+
 /* The tests' simulated clock, built only with -DPAYREMIND_TEST_CLOCK=ON (never in a package).
  * PAYREMIND_TEST_CLOCK="START [END]" (epoch seconds) starts every clock of the loop there (instants, durations,
  * timers: windows, claims, the rate limiter, polls, backoff), and time then moves only when the loop has
@@ -81,14 +212,20 @@ loop_clock_on(void)
 				    "PAYREMIND_TEST_CLOCK: want \"START [END]\" in epoch seconds, got \"%s\"",
 				    v);
 			loop_clock.state = 1;
-			log_warnx("PAYREMIND_TEST_CLOCK: simulated time from %.0f, moving only when idle",
-			    loop_clock.now);
+			if ((v = getenv("PAYREMIND_TEST_CLOCK_SHARED")) != NULL)
+				loop_clock.now = loop_share_join(v, loop_clock.now);
+			log_warnx("PAYREMIND_TEST_CLOCK: simulated time from %.0f, moving only when idle%s",
+			    loop_clock.now, loop_share.m != NULL ? " (shared)" : "");
 		}
 	}
 	return loop_clock.state == 1;
 }
 #else
 #define loop_clock_on() 0
+#define loop_share_idle(epfd, evs, nevs, wants) 0
+static struct {
+	void *m;
+} loop_share;
 #endif
 
 int
@@ -314,8 +451,14 @@ loop_run(struct loop *loop)
 			if ((n = epoll_wait(loop->epfd, evs, 64, 0)) == 0) {
 				if (loop->busy != NULL && loop->busy(loop->busy_arg))
 					n = epoll_wait(loop->epfd, evs, 64, 100);
-				else if (timeout >= 0) {
-					loop_clock.now += timeout / 1000.0;
+				else if (loop_share.m != NULL || timeout >= 0) {
+					double wants =
+					    timeout >= 0 ? loop_clock.now + timeout / 1000.0 : INFINITY;
+
+					if (loop_share.m == NULL)
+						loop_clock.now = wants;
+					else if ((n = loop_share_idle(loop->epfd, evs, 64, wants)) != 0)
+						goto events;
 					if (loop_clock.end > 0 && loop_clock.now >= loop_clock.end) {
 						loop_clock.end = 0;
 						raise(
@@ -327,6 +470,7 @@ loop_run(struct loop *loop)
 			}
 		} else
 			n = epoll_wait(loop->epfd, evs, 64, timeout);
+	events:
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;

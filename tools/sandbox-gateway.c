@@ -98,6 +98,8 @@ struct sbx_opts {
 	const char *dlr_key_file;
 	const char *dlr_status;
 	unsigned int dlr_delay_ms;
+	double
+	    down_from; /* tests: 503 to every request whose X-Payremind-Test-Clock is at or after this (0: never) */
 	unsigned int threads;
 	int quiet;
 	int verbose;
@@ -897,7 +899,10 @@ sms_decide(struct sbx *s, struct sms_req *r, int valid)
 		r->delay_ms = atomic_load(&s->delay_ms);
 		s->duplicates++;
 	} else {
-		if (!rule_take(s, r->to, &r->status, &r->delay_ms)) {
+		if (s->opt.down_from > 0 && r->clock != NULL && strtod(r->clock, NULL) >= s->opt.down_from) {
+			r->status = 503;
+			r->delay_ms = 0;
+		} else if (!rule_take(s, r->to, &r->status, &r->delay_ms)) {
 			r->status = atomic_load(&s->status);
 			r->delay_ms = atomic_load(&s->delay_ms);
 		}
@@ -1202,7 +1207,7 @@ usage(FILE *fp)
 	    "usage: sandbox-gateway [--listen ADDR] [--port N] [--port-file FILE] [--bearer TOKEN]\n"
 	    "           [--status CODE] [--delay-ms MS] [--retry-after S] [--rule "
 	    "MSISDN=STATUS[:DELAY_MS][*N]]...\n"
-	    "           [--record FILE] [--quiet] [--threads N] [--verbose]\n"
+	    "           [--record FILE] [--quiet] [--threads N] [--verbose] [--down-from EPOCH]\n"
 	    "           [--dlr-url URL [--dlr-key-file FILE] [--dlr-status STATUS] [--dlr-delay-ms MS]]\n"
 	    "A fake SMS gateway speaking payremind's json dialect; see tools/README-sandbox.md.\n");
 }
@@ -1221,6 +1226,20 @@ opt_uint(const char *name, const char *v, unsigned long min, unsigned long max)
 		exit(EX_USAGE);
 	}
 	return (unsigned int)n;
+}
+
+/* Parse an instant in epoch seconds or exit 64 naming the option. */
+static double
+opt_epoch(const char *name, const char *v)
+{
+	char *end;
+	double t = strtod(v, &end);
+
+	if (end == v || *end != '\0' || !(t > 0)) {
+		log_warnx("--%s: expected an instant in epoch seconds, got \"%s\"", name, v);
+		exit(EX_USAGE);
+	}
+	return t;
 }
 
 static void
@@ -1253,7 +1272,8 @@ enum {
 	OPT_DLR_URL,
 	OPT_DLR_KEY_FILE,
 	OPT_DLR_STATUS,
-	OPT_DLR_DELAY
+	OPT_DLR_DELAY,
+	OPT_DOWN_FROM
 };
 
 static void
@@ -1273,8 +1293,9 @@ opts_parse(struct sbx *s, int argc, char **argv)
 		{ "dlr-key-file", required_argument, NULL, OPT_DLR_KEY_FILE },
 		{ "dlr-status", required_argument, NULL, OPT_DLR_STATUS },
 		{ "dlr-delay-ms", required_argument, NULL, OPT_DLR_DELAY },
-		{ "quiet", no_argument, NULL, 'q' }, { "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
+		{ "down-from", required_argument, NULL, OPT_DOWN_FROM }, { "quiet", no_argument, NULL, 'q' },
+		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 } };
 	int c;
 
 	while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
@@ -1320,6 +1341,9 @@ opts_parse(struct sbx *s, int argc, char **argv)
 			break;
 		case OPT_DLR_DELAY:
 			s->opt.dlr_delay_ms = opt_uint("dlr-delay-ms", optarg, 0, SBX_MAX_DELAY_MS);
+			break;
+		case OPT_DOWN_FROM:
+			s->opt.down_from = opt_epoch("down-from", optarg);
 			break;
 		case 'q':
 			s->opt.quiet = 1;
