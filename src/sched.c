@@ -92,7 +92,8 @@ struct sched {
 
 	struct job *ready_head, *ready_tail; /* reminders created, waiting for pace and a slot */
 	int nready;
-	struct job **done; /* outcomes waiting to be recorded */
+	int nready_code[2]; /* of them, sending from 27022 and from 270282 */
+	struct job **done;  /* outcomes waiting to be recorded */
 	int ndone, cap_done;
 
 	struct ratelimit rl[2]; /* one bucket per short code: 27022, 270282 */
@@ -381,6 +382,13 @@ sched_decide(struct sched *s, struct job *j, double now)
 	return 0;
 }
 
+/* The short code a job sends from, as an index of rl[] and nready_code[]. */
+static int
+sched_code(const struct job *j)
+{
+	return strcmp(j->short_code, "270282") == 0;
+}
+
 static void
 sched_ready_push(struct sched *s, struct job *j)
 {
@@ -391,6 +399,7 @@ sched_ready_push(struct sched *s, struct job *j)
 		s->ready_head = j;
 	s->ready_tail = j;
 	s->nready++;
+	s->nready_code[sched_code(j)]++;
 }
 
 /* Keyword replies go first: a STOP confirmation must not wait behind a batch of reminders. */
@@ -402,6 +411,24 @@ sched_ready_push_front(struct sched *s, struct job *j)
 	if (s->ready_tail == NULL)
 		s->ready_tail = j;
 	s->nready++;
+	s->nready_code[sched_code(j)]++;
+}
+
+/* Move the first ready job sending from code to the head, ahead of those of the other code. */
+static void
+sched_ready_raise(struct sched *s, int code)
+{
+	struct job *p, *j;
+
+	for (p = s->ready_head; (j = p->next) != NULL; p = j)
+		if (sched_code(j) == code) {
+			p->next = j->next;
+			if (s->ready_tail == j)
+				s->ready_tail = p;
+			j->next = s->ready_head;
+			s->ready_head = j;
+			return;
+		}
 }
 
 static struct job *
@@ -414,6 +441,7 @@ sched_ready_pop(struct sched *s)
 		if (s->ready_head == NULL)
 			s->ready_tail = NULL;
 		s->nready--;
+		s->nready_code[sched_code(j)]--;
 	}
 	return j;
 }
@@ -1027,7 +1055,8 @@ sched_dispatch(struct sched *s)
 {
 	struct sched_call *c;
 	struct job *j;
-	int64_t now_ms, wait;
+	int64_t now_ms, wait, other;
+	int code;
 
 	if (s->nready > 0 && !sched_db_up(s)) {
 		/* Nothing new starts while the database is away, and what waits goes back untouched (recorded
@@ -1061,8 +1090,17 @@ sched_dispatch(struct sched *s)
 			s->ready_head->segments = sched_segments(s, s->ready_head);
 			s->avg_segments = 0.99 * s->avg_segments + 0.01 * s->ready_head->segments;
 		}
-		if ((wait = ratelimit_take_n(&s->rl[strcmp(s->ready_head->short_code, "270282") == 0],
-		         s->ready_head->segments, now_ms * 1000)) > 0) {
+		code = sched_code(s->ready_head);
+		if ((wait = ratelimit_take_n(&s->rl[code], s->ready_head->segments, now_ms * 1000)) > 0) {
+			/* The other code is another carrier pipe: what goes from it (a retry keeps the sender
+			 * of its first attempt, SPEC §3) does not wait behind this code's tokens. */
+			if (s->nready_code[!code] > 0) {
+				if ((other = ratelimit_take_n(&s->rl[!code], 0, now_ms * 1000)) == 0) {
+					sched_ready_raise(s, !code);
+					continue;
+				}
+				wait = other < wait ? other : wait;
+			}
 			breaker_cancel(&s->breaker);
 			loop_timer_set(s->pace, (wait + 999) / 1000);
 			break;
@@ -1230,6 +1268,8 @@ sched_claim_limit(const struct sched *s)
 	double paced =
 	    conf->gateway.rate_per_second / (s->share > 0 ? s->share : 1) * ahead / s->avg_segments;
 
+	if (s->breaker.state != BREAKER_CLOSED)
+		return 1; /* the gateway is failing: a probe needs one reminder, the others stay claimable */
 	if (conf->gateway.rate_per_second <= 0 || paced >= conf->schedule.batch_size)
 		return conf->schedule.batch_size;
 	return paced < 1 ? 1 : (int)paced;

@@ -52,7 +52,9 @@ static const char store_sql_groups[] =
     " ORDER BY g.id LIMIT $1";
 
 /* Create the reminder and its token, in the claim transaction; a queued retry of the same
- * step is re-leased instead, keeping its id (the Idempotency-Key), its token and its text. The due row
+ * step is re-leased instead, keeping its id (the Idempotency-Key), its token and its text, and its sender
+ * once an attempt has gone (SPEC §3); one that never went (handed back by a daemon whose gateway was
+ * failing, or whose window closed) goes from this daemon's code, whose rate it then takes. The due row
  * moves on to its next step at the same time ($9: when that step is due), so a sent reminder needs no
  * second write of its due row. A new reminder starts in $12: 'sending' when the dialect honours an
  * idempotency key (a crash leaves it to be sent again under the same key), else 'queued' under the lease
@@ -81,6 +83,7 @@ static const char store_sql_prepare[] =
     "   ORDER BY d.msisdn, CASE WHEN d.retry THEN d.due_id END, d.due_id"
     "  ON CONFLICT (due_account_id, step) DO UPDATE"
     "     SET state = EXCLUDED.state, attempts = r.attempts + 1, lease_owner = EXCLUDED.lease_owner,"
+    "         short_code = CASE WHEN r.attempts = 0 THEN EXCLUDED.short_code ELSE r.short_code END,"
     "         lease_until = EXCLUDED.lease_until, next_attempt_at = NULL, updated_at = now()"
     "   WHERE r.state = 'queued' AND (r.lease_until IS NULL OR r.lease_until < now())"
     "  RETURNING r.due_account_id, r.step, r.id, r.attempts, r.link_token, r.short_code,"

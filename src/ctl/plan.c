@@ -351,8 +351,8 @@ plan_breakers(struct ctl *ctl, FILE *fp, int *rc)
 	n = PQntuples(res);
 	for (i = 0; i < n; i++)
 		fprintf(fp,
-		    "the gateway breaker of payremindd %s[%s] is %s since %s: it claims nothing meanwhile (the "
-		    "daemons on its short code take its share; with none, its code sends nothing: see its "
+		    "the gateway breaker of payremindd %s[%s] is %s since %s: it claims nothing but a probe "
+		    "meanwhile, the other daemons take what it leaves and the plan counts without it (see its "
 		    "journal and payremindctl status)\n",
 		    PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
 		    strcmp(PQgetvalue(res, i, 2), "open") == 0 ? "OPEN" : "HALF OPEN (probing)",
@@ -362,8 +362,8 @@ plan_breakers(struct ctl *ctl, FILE *fp, int *rc)
 }
 
 /* The rate the day goes at (segments per second, 0 unpaced): each short code's rate (as its live daemons
- * record it, SPEC §11) summed over the codes with a live daemon whose breaker is not open; with none,
- * this configuration's. Said on fp. 0, or -1 on error. */
+ * record it, SPEC §11) summed over the codes with a live daemon whose breaker is closed (a half-open
+ * one is still failing until its probe says otherwise); with none, this configuration's. Said on fp. 0, or -1 on error. */
 static int
 plan_rate(struct ctl *ctl, const struct conf *conf, FILE *fp, double *rate, int *rc)
 {
@@ -371,7 +371,7 @@ plan_rate(struct ctl *ctl, const struct conf *conf, FILE *fp, double *rate, int 
 	    "SELECT short_code, count(*), avg(rate_per_second), bool_or(rate_per_second = 0)"
 	    "  FROM payremind.instances"
 	    " WHERE stopped_at IS NULL AND heartbeat_at > now() - interval '" CTL_LIVE_S " seconds'"
-	    "   AND circuit <> 'open' AND short_code IS NOT NULL AND rate_per_second IS NOT NULL"
+	    "   AND circuit = 'closed' AND short_code IS NOT NULL AND rate_per_second IS NOT NULL"
 	    " GROUP BY short_code ORDER BY short_code",
 	    0, NULL, rc);
 	int i, n, unpaced = 0;

@@ -596,9 +596,9 @@ def test_plan_predicts_first_and_last_send_and_what_slips_in_window_order(ctx):
 
 
 def test_plan_paces_at_the_rates_of_the_codes_sending(ctx):
-    # The day goes at the sum of the rates of the codes that have a live daemon whose breaker is not
-    # open, as their heartbeats record them (SPEC §11): two codes at 0.05 send QC's window twice as far
-    # as one. A stopped daemon, a silent one and one whose breaker is open do not count.
+    # The day goes at the sum of the rates of the codes that have a live daemon whose breaker is
+    # closed, as their heartbeats record them (SPEC §11): two codes at 0.05 send QC's window twice as
+    # far as one. A stopped daemon, a silent one and one whose breaker is open or probing do not count.
     zone, local = harness.zone_at_local(4 * 60, 19 * 60)
     at = local.replace(second=0, microsecond=0)
     db = ctx.db
@@ -621,6 +621,7 @@ def test_plan_paces_at_the_rates_of_the_codes_sending(ctx):
             (gen_random_uuid(), 'a', 1, 'x', 'closed', '27022', 0.05, now(), NULL),
             (gen_random_uuid(), 'b', 2, 'x', 'closed', '270282', 0.05, now(), NULL),
             (gen_random_uuid(), 'c', 3, 'x', 'open', '270282', 9, now(), NULL),
+            (gen_random_uuid(), 'f', 6, 'x', 'half_open', '27022', 9, now(), NULL),
             (gen_random_uuid(), 'd', 4, 'x', 'closed', '270282', 9, now(), now()),
             (gen_random_uuid(), 'e', 5, 'x', 'closed', '270282', 9, now() - interval '1 hour', NULL)""")
     both, _, notes = qc_sent()

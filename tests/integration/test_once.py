@@ -567,6 +567,16 @@ def test_refused_credentials_hold_sending_and_hand_reminders_back(ctx):
     assert db.one("SELECT max(attempts) FROM payremind.reminders") == 0
     assert db.one("SELECT min(next_attempt_at) > now() + interval '30 s' FROM payremind.reminders") is True
     assert "wrong-token" not in p.stderr
+    # Untried (the one refused was not taken either), they go from the code of the daemon that sends
+    # them: a retry keeps the sender of an attempt that went, and none did (SPEC §11's failover).
+    assert db.q("SELECT DISTINCT short_code FROM payremind.reminders") == [("27022",)]
+    right = harness.write_secret(ctx.tmp, "gateway_secret_2", "right-token")
+    other = write_conf(ctx.tmp, db, gw.url, gateway={"secret_file": right}, short_code="270282", name="other.conf")
+    db.q("UPDATE payremind.reminders SET next_attempt_at = now() - interval '1 s'")
+    db.q("UPDATE payremind.due_accounts SET next_at = now() - interval '1 s'")
+    assert summary(run_once(other))["sent"] == 5
+    assert sorted(r["from"] for r in gw.accepted()) == ["270282"] * 5, gw.accepted()
+    assert db.q("SELECT DISTINCT short_code, attempts FROM payremind.reminders") == [("270282", 1)]
 
 
 harness.main(globals())

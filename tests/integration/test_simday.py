@@ -11,15 +11,20 @@ number left for the next day equal to an offline earliest-deadline computation o
 `payremindctl plan`'s predicted last send within max(60 s, 1%) of the real one.
 
 Days: a Tuesday; 24 June (Québec closed, Ontario and BC open); an overloaded Sunday on which clocks
-change. Not yet here (issue 14 goes on): the Monday after it starting with the rows left over, and one
-of two codes failing at 10:00."""
+change, and the Monday after it, which starts with the rows left over; one of two codes failing at 10:00
+(two daemons on one shared simulated clock)."""
 import bisect
+import contextlib
 import datetime as dt
+import fcntl
 import heapq
 import io
 import json
+import math
+import mmap
 import os
 import random
+import struct
 import sys
 import time
 import zoneinfo
@@ -83,71 +88,146 @@ class Rows:
                           " language, region, time_zone, notice_sent_on) FROM STDIN", buf)
 
 
-def edf_left(rows, segs, start, end, rate):
-    """Offline earliest-deadline-first at `rate` segments/s from `start` to `end`: how many of rows
-    (dicts with opens, deadline, left_over, key) cannot go. A row goes no earlier than it opens, no later
-    than its deadline; rows left over from an earlier day before the others, then the earliest deadline."""
+def edf_left(rows, segs, start, end, codes):
+    """Offline earliest-deadline-first from `start` to `end` on codes [(segments/s, until)], each sending
+    the next row when it is free (before its `until`): how many of rows (dicts with opens, deadline,
+    left_over, key) cannot go. A row goes no earlier than it opens, no later than its deadline; rows left
+    over from an earlier day before the others, then the earliest deadline."""
     pending = sorted(rows, key=lambda r: r["opens"])
-    ready, t, i, sent = [], start, 0, 0
+    ready, i, sent = [], 0, 0
+    free = [[start, rate, until] for rate, until in codes]
     while True:
+        live = [c for c in free if c[0] < min(c[2], end)]
+        if not live:
+            return len(rows) - sent
+        code = min(live, key=lambda c: c[0])
+        t = code[0]
         while i < len(pending) and pending[i]["opens"] <= t:
             r = pending[i]
             heapq.heappush(ready, (not r["left_over"], r["deadline"], r["key"], r))
             i += 1
         if not ready:
-            if i == len(pending) or pending[i]["opens"] >= end:
+            if i == len(pending):
                 return len(rows) - sent
-            t = pending[i]["opens"]
+            code[0] = pending[i]["opens"]
             continue
         r = heapq.heappop(ready)[3]
         if r["deadline"] < t:
             continue  # its window closed first: it slips
         sent += 1
-        t += segs[r["key"]] / rate
+        code[0] = t + segs[r["key"]] / code[1]
 
 
-def run_day(ctx, day, rate, seed, rows=ROWS, prefix="S", detail=None):
-    """Simulate local day `day` (06:30 ET to 00:30 ET the next day) and return its figures; `detail`, a
-    dict, also gets the sends (simulated instant, account) and the rows as the offline computation saw them."""
+class SharedClock:
+    """The daemons' one simulated clock (PAYREMIND_TEST_CLOCK_SHARED, src/loop.c): a file of a header (a
+    futex word, how many joined, the instant) and 8 slots (pid, idle, idle until). The test takes a slot
+    too: the clock does not move while the test is busy, so it looks at the day at instants it chooses
+    (the plan at the start, with the daemons live) and lets the day run to the next."""
+    HEAD, SLOT, SLOTS = struct.Struct("<IId"), struct.Struct("<iid"), 8
+
+    def __init__(self, path, start):
+        self.path = path
+        with open(path, "wb") as f:
+            f.write(bytes(self.HEAD.size + self.SLOT.size * self.SLOTS))
+        self.f = open(path, "r+b")
+        self.m = mmap.mmap(self.f.fileno(), 0)
+        with self._locked():  # joined by the test first: the clock starts at `start`, held
+            self.HEAD.pack_into(self.m, 0, 0, 1, start)
+            self.SLOT.pack_into(self.m, self.HEAD.size, os.getpid(), 0, 0.0)
+
+    @contextlib.contextmanager
+    def _locked(self):
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self.f, fcntl.LOCK_UN)
+
+    def run_until(self, t, timeout=900):
+        """Let the day run to instant t and hold it there."""
+        with self._locked():
+            self.SLOT.pack_into(self.m, self.HEAD.size, os.getpid(), 1, t)
+        harness.wait_until(lambda: self._arrived(t), timeout=timeout, what=f"the shared clock at {t}")
+
+    def _arrived(self, t):
+        with self._locked():
+            if self.HEAD.unpack_from(self.m, 0)[2] < t:
+                return False
+            self.SLOT.pack_into(self.m, self.HEAD.size, os.getpid(), 0, t)
+            return True
+
+    def leave(self):
+        with self._locked():
+            self.SLOT.pack_into(self.m, self.HEAD.size, 0, 0, 0.0)
+
+
+def run_day(ctx, day, rate, seed, rows=ROWS, prefix="S", detail=None, codes=("27022",), down=None, plan_at=None):
+    """Simulate local day `day` (06:30 ET to 00:30 ET the next day) with one daemon per short code in
+    `codes`, each on its own gateway at `rate` segments per second, `down` = (code, instant) failing from
+    then; return its figures. The plan is asked at the start, the daemons live, and again at `plan_at`:
+    the last one is checked. `detail`, a dict, also gets the sends (simulated instant, account) and the
+    rows as the offline computation saw them."""
     db = ctx.db
     if rows:
         Rows(rows, day, seed, prefix).copy(db)
-    gw = ctx.sandbox()
-    conf = write_conf(ctx.tmp, db, gw.url, regions="", extra=TEMPLATES, name=f"{day}.conf",
-                      gateway=dict(rate_per_second=float(rate), max_in_flight=32, timeout_ms=5000),
-                      schedule=dict(batch_size=500, lease_s=600, poll_interval_s=30, window_guard_s=GUARD))
     start = dt.datetime(day.year, day.month, day.day, 6, 30, tzinfo=ET).timestamp()
     end = start + 18 * 3600
-    iso = dt.datetime.fromtimestamp(start, UTC).isoformat()
+    gws, confs = {}, {}
+    for code in codes:
+        gws[code] = ctx.sandbox(*(["--down-from", str(down[1])] if down and down[0] == code else []))
+        confs[code] = write_conf(ctx.tmp, db, gws[code].url, regions="", extra=TEMPLATES, short_code=code,
+                                 name=f"{day}-{code}.conf",
+                                 gateway=dict(rate_per_second=float(rate), max_in_flight=32, timeout_ms=5000),
+                                 schedule=dict(batch_size=500, lease_s=600, poll_interval_s=30,
+                                               window_guard_s=GUARD))
     # what was due, as the rules see it at the start: each row's window today, and whether it is left over
     due = db.q("SELECT account_ref, region, time_zone, language, next_at = '-infinity',"
                " extract(epoch FROM next_at)::float8 FROM payremind.due_accounts WHERE next_step = 0")
-    plan = ctl(conf, "plan", "--at", iso, "--json")
-    assert plan.returncode == 0, plan.stderr
-    # the groups whose window closes within the simulated day (the plan also shows tomorrow's)
-    predicted_last = max((ts(g["last_send"]) for g in json.loads(plan.stdout)
-                          if g["last_send"] and ts(g["window_closes"]).timestamp() <= end), default=None)
+    clock = SharedClock(os.path.join(ctx.tmp, f"{day}.clock"), start)
     t0 = time.time()
-    d = ctx.spawn(daemon_cmd(conf), env=dict(os.environ, PAYREMIND_TEST_CLOCK=f"{start} {end}"))
-    harness.wait_until(lambda: "PAYREMIND_TEST_CLOCK: simulated time" in open(d.log_path).read(), timeout=10,
-                       what="the test clock (a build with -DPAYREMIND_TEST_CLOCK=ON, as scripts/test.sh makes)")
-    assert d.wait(600) == 0, open(d.log_path).read()[-3000:]  # it stops itself at `end`
+    env = dict(os.environ, PAYREMIND_TEST_CLOCK=f"{start} {end}",
+               PAYREMIND_TEST_CLOCK_SHARED=f"{clock.path} {len(codes) + 1}")
+    daemons = [ctx.spawn(daemon_cmd(confs[code]), env=env) for code in codes]
+    for d in daemons:
+        harness.wait_until(lambda: "PAYREMIND_TEST_CLOCK: simulated time" in open(d.log_path).read(), timeout=10,
+                           what="the test clock (a build with -DPAYREMIND_TEST_CLOCK=ON, as scripts/test.sh makes)")
+    harness.wait_until(lambda: db.q("SELECT count(*) FROM payremind.instances WHERE stopped_at IS NULL"
+                                    " AND heartbeat_at > now() - interval '20 seconds'")[0][0] == len(codes),
+                       what="the daemons' first heartbeat")
+
+    def plan(at):
+        p = ctl(confs[codes[0]], "plan", "--at", dt.datetime.fromtimestamp(at, UTC).isoformat(), "--json")
+        assert p.returncode == 0, p.stderr
+        print("  plan at", dt.datetime.fromtimestamp(at, ET).strftime("%H:%M"), p.stderr.strip().replace("\n", "; "))
+        # the groups whose window closes within the simulated day (the plan also shows tomorrow's)
+        return max((ts(g["last_send"]) for g in json.loads(p.stdout)
+                    if g["last_send"] and ts(g["window_closes"]).timestamp() <= end), default=None)
+
+    predicted_last = plan(start)
+    if plan_at:
+        clock.run_until(plan_at)
+        predicted_last = plan(plan_at)
+    clock.leave()
+    for d in daemons:
+        assert d.wait(900) == 0, open(d.log_path).read()[-3000:]  # each stops itself at `end`
     real_s = time.time() - t0
-    recs = [r for r in gw.accepted() if r["status"] < 300 and float(r["clock"]) < end]
     refs = dict(db.q("SELECT m.id::text, d.account_ref FROM payremind.reminders m JOIN payremind.due_accounts d"
                      " ON d.id = m.due_account_id WHERE m.step = 0"))
     info = {ref: (region, zone) for ref, region, zone, *_ in due}
-    figures = dict(day=str(day), rate=rate, due=len(due), sent=0, out_of_window=0, dropped=0, over_rate_s=0,
-                   real_s=round(real_s, 1))
-    free, over, last = 0.0, set(), None
-    for r in sorted(recs, key=lambda r: r["t"]):
-        arrival = float(r["clock"])
+    figures = dict(day=str(day), rate=rate, codes=len(codes), due=len(due), sent=0, out_of_window=0, dropped=0,
+                   over_rate_s=0, real_s=round(real_s, 1))
+    recs = [r for code in codes for r in gws[code].accepted() if r["status"] < 300 and float(r["clock"]) < end]
+    over, last, free = set(), None, {}
+    # the carrier meters each sender code, whichever gateway a message came through: a retry keeps the
+    # sender of its first attempt (SPEC §3), so the daemon on 27022 sends the other code's retries
+    for r in sorted(recs, key=lambda r: float(r["clock"])):
+        arrival, code = float(r["clock"]), r["from"]
         segs = num_segments(r["text"])
         assert segs == (3 if r["text"].startswith("ARO :") else 1), (segs, r["text"])
-        release = max(arrival, free)
+        release = max(arrival, free.get(code, 0.0))
         if (release - arrival) * rate > rate + 3:
-            over.add(int(arrival))  # more than a second's worth (and one message) already queued
-        free = release + segs / rate
+            over.add((code, int(arrival)))  # more than a second's worth (and one message) already queued
+        free[code] = release + segs / rate
         expires = ts(r["expires_at"]).timestamp()
         region, zone = info[refs[r["reference"]]]
         local = dt.datetime.fromtimestamp(release, zoneinfo.ZoneInfo(zone))
@@ -157,6 +237,7 @@ def run_day(ctx, day, rate, seed, rows=ROWS, prefix="S", detail=None):
         elif w is None or not (w[0] <= release < w[1]):
             figures["out_of_window"] += 1
         figures["sent"] += 1
+        figures[f"sent_{code}"] = figures.get(f"sent_{code}", 0) + 1
         last = arrival if last is None else max(last, arrival)
         if detail is not None:
             detail.setdefault("sends", []).append((arrival, refs[r["reference"]]))
@@ -174,7 +255,12 @@ def run_day(ctx, day, rate, seed, rows=ROWS, prefix="S", detail=None):
         local_midnight = dt.datetime.fromtimestamp(w[0], zoneinfo.ZoneInfo(zone)).replace(hour=0).timestamp()
         offline.append(dict(key=ref, opens=max(w[0], start), deadline=w[1] - GUARD,
                             left_over=(not never_looked) and next_at is not None and next_at < local_midnight))
-    figures["slipped_offline"] = edf_left(offline, segs, start, end, rate)
+    # The retries that went from a failing code through the other daemon's gateway (they keep their
+    # sender) used that code's pipe, not the rest's: taken as given, sent.
+    given = {refs[r["reference"]] for r in recs if down and r["from"] == down[0] and float(r["clock"]) >= down[1]}
+    figures["slipped_offline"] = edf_left([r for r in offline if r["key"] not in given], segs, start, end,
+                                          [(rate, down[1] if down and down[0] == code else math.inf)
+                                           for code in codes])
     if detail is not None:
         detail["offline"] = offline
     figures["sent_by_region"] = {}
@@ -182,11 +268,13 @@ def run_day(ctx, day, rate, seed, rows=ROWS, prefix="S", detail=None):
         region = info[refs[r["reference"]]][0]
         figures["sent_by_region"][region] = figures["sent_by_region"].get(region, 0) + 1
     figures["slipped"] = len(offline) - figures["sent"]
+    if down:  # what went from the failing code after it failed: retries of what its daemon had tried
+        figures["from_down_after"] = len(given)
     figures["last_send"] = last
     figures["plan_last_send"] = predicted_last.timestamp() if predicted_last else None
     if last is not None and predicted_last is not None:
         figures["eta_error_s"] = round(predicted_last.timestamp() - last, 1)
-        figures["eta_tolerance_s"] = round(max(60.0, 0.01 * (last - start)), 1)
+        figures["eta_tolerance_s"] = round(max(60.0, 0.01 * (last - (plan_at or start))), 1)
     print("  day:", json.dumps(figures))
     return figures
 
@@ -195,9 +283,9 @@ def ts(s):
     return dt.datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
-def check(f):
+def check(f, slip_tolerance=0):
     assert f["out_of_window"] == 0 and f["dropped"] == 0 and f["over_rate_s"] == 0, f
-    assert f["slipped"] == f["slipped_offline"], f
+    assert abs(f["slipped"] - f["slipped_offline"]) <= slip_tolerance, f
     assert abs(f["eta_error_s"]) <= f["eta_tolerance_s"], f
     return f
 
@@ -210,6 +298,28 @@ def test_a_tuesday(ctx):
 def test_24_june_quebec_closed_ontario_and_bc_open(ctx):
     f = check(run_day(ctx, dt.date(2027, 6, 24), 5, seed=2))
     assert "QC" not in f["sent_by_region"] and f["sent_by_region"]["ON"] > 0 and f["sent_by_region"]["BC"] > 0, f
+
+
+def test_one_of_two_codes_failing_at_10(ctx):
+    # A Wednesday on both codes at 2.5 segments/s each, the gateway of 270282 answering 503 from 10:00
+    # ET: its daemon's breaker opens, it claims nothing (a probe's one row) and gives back what it
+    # holds, and the daemon on 27022 takes the whole queue. What slips must be what an offline
+    # earliest-deadline computation on two codes, one of them gone at 10:00, leaves; the plan asked at
+    # 10:30 (the daemons live, the failing one's breaker open) must know the day goes on one code. From
+    # 270282 after 10:00 go only the retries of what its daemon had tried (a retry keeps its sender);
+    # what it handed back untried goes from 27022.
+    # On one code the daemon's order is the offline one exactly. Two daemons each claim up to 10 s
+    # ahead, and what the failing one held at 10:00 waits out its breaker's first hold before the other
+    # takes it; and which daemon claims which rows at one simulated instant depends on the real race
+    # between them. Their interleaving differs from the offline one by a few rows (6 and 50 in two runs
+    # of this day), allowed up to 0.5% of the rows.
+    day = dt.date(2027, 3, 10)
+    ten = dt.datetime(2027, 3, 10, 10, tzinfo=ET).timestamp()
+    f = check(run_day(ctx, day, 2.5, seed=5, codes=("27022", "270282"), down=("270282", ten), plan_at=ten + 1800),
+              slip_tolerance=ROWS // 200)
+    # one probe per breaker cycle (60 s apart once it has failed a few times: 14 h, at most 840), and
+    # what was in flight at 10:00; without the change of sender, thousands
+    assert f["sent_270282"] > 10_000 and 0 < f["from_down_after"] < 1000 and f["slipped"] > 1000, f
 
 
 def test_an_overloaded_sunday_the_day_clocks_change(ctx):
