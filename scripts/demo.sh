@@ -97,6 +97,9 @@ UPDATE payremind.due_accounts SET settled_at = now() WHERE account_ref = 'A-1005
 SQL
 psql -d payremind_demo -c "SELECT account_ref, msisdn, amount_cents, due_date, language, region, settled_at IS NOT NULL AS settled FROM payremind.due_accounts ORDER BY id"
 
+echo "-- payremindctl plan: per (region, time zone), what may go and when (SPEC §11; the demo sends unpaced)"
+build/payremindctl -c "$var/demo.conf" plan
+
 echo "== 6. payremindd --once (the sandbox prints each SMS; A-1005 is settled and gets none)"
 build/payremindd -c "$var/demo.conf" --once
 sleep 0.2

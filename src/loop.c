@@ -150,14 +150,15 @@ loop_share_idle(int epfd, struct epoll_event *evs, int nevs, double wants)
 	struct loop_share *m = loop_share.m;
 	struct timespec tick = { 0, 2000000 }; /* look at the descriptors every 2 ms while waiting */
 	uint32_t gen;
+	double next;
 	int i, n, all;
 
 	for (;;) {
 		loop_share_lock(LOCK_EX);
 		m->slot[loop_share.me].idle = 1;
 		m->slot[loop_share.me].wants = wants;
-		double next = INFINITY;
-		for (i = 0, all = m->joined >= loop_share.want; i < LOOP_SHARE_SLOTS && all; i++) {
+		for (i = 0, next = INFINITY, all = m->joined >= loop_share.want; i < LOOP_SHARE_SLOTS && all;
+		     i++) {
 			if (m->slot[i].pid == 0 || (kill(m->slot[i].pid, 0) == -1 && errno == ESRCH))
 				continue;
 			all = m->slot[i].idle;

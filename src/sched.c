@@ -1389,6 +1389,8 @@ sched_kick(struct sched *s)
 
 	if (low < s->conf->gateway.max_in_flight)
 		low = s->conf->gateway.max_in_flight;
+	if (s->breaker.state != BREAKER_CLOSED)
+		low = limit; /* one row at a time for the probe: the rest stays for the other daemons */
 
 	if (s->active && !s->exhausted && sched_held(s))
 		s->exhausted = 1; /* nothing more this batch; the next one looks again */

@@ -24,6 +24,7 @@ import math
 import mmap
 import os
 import random
+import re
 import struct
 import sys
 import time
@@ -188,6 +189,8 @@ def run_day(ctx, day, rate, seed, rows=ROWS, prefix="S", detail=None, codes=("27
     env = dict(os.environ, PAYREMIND_TEST_CLOCK=f"{start} {end}",
                PAYREMIND_TEST_CLOCK_SHARED=f"{clock.path} {len(codes) + 1}")
     daemons = [ctx.spawn(daemon_cmd(confs[code]), env=env) for code in codes]
+    if detail is not None:
+        detail["logs"] = {code: d.log_path for code, d in zip(codes, daemons)}
     for d in daemons:
         harness.wait_until(lambda: "PAYREMIND_TEST_CLOCK: simulated time" in open(d.log_path).read(), timeout=10,
                            what="the test clock (a build with -DPAYREMIND_TEST_CLOCK=ON, as scripts/test.sh makes)")
@@ -315,10 +318,16 @@ def test_one_of_two_codes_failing_at_10(ctx):
     # of this day), allowed up to 0.5% of the rows.
     day = dt.date(2027, 3, 10)
     ten = dt.datetime(2027, 3, 10, 10, tzinfo=ET).timestamp()
-    f = check(run_day(ctx, day, 2.5, seed=5, codes=("27022", "270282"), down=("270282", ten), plan_at=ten + 1800),
-              slip_tolerance=ROWS // 200)
-    # one probe per breaker cycle (60 s apart once it has failed a few times: 14 h, at most 840), and
-    # what was in flight at 10:00; without the change of sender, thousands
+    seen = {}
+    f = check(run_day(ctx, day, 2.5, seed=5, codes=("27022", "270282"), down=("270282", ten), plan_at=ten + 1800,
+                      detail=seen), slip_tolerance=ROWS // 200)
+    # the failing daemon gave back what it held when its breaker opened, and from then on held one
+    # row at a time, its probe's
+    with open(seen["logs"]["270282"]) as log:
+        back = [int(m.group(1)) for m in re.finditer(r"sending held for \d+ ms: (\d+) reminders handed back", log.read())]
+    assert back and back[0] > 1 and all(n <= 1 for n in back[1:]), back[:20]
+    # what was in flight at 10:00, and its probes (which retry those); without the change of sender
+    # of what was handed back untried, thousands
     assert f["sent_270282"] > 10_000 and 0 < f["from_down_after"] < 1000 and f["slipped"] > 1000, f
 
 
