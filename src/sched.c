@@ -111,6 +111,7 @@ struct sched {
 	struct sched_group groups[SCHED_MAX_GROUPS]; /* as found at the batch's start */
 	int ngroups;
 	struct store_slice slices[3 * SCHED_MAX_GROUPS]; /* the claim's order, built at each claim */
+	int nslices;
 };
 
 static void sched_kick(struct sched *s);
@@ -364,7 +365,7 @@ sched_decide(struct sched *s, struct job *j, double now)
 		 * did not reach counts as left over on the next day (SPEC §11), whatever its region; the
 		 * closed group's claim takes only rows nobody has looked at, so it is not taken again
 		 * before its window opens */
-		if (s->slices[j->slice].closed) {
+		if (j->slice >= 0 && j->slice < s->nslices && s->slices[j->slice].closed) {
 			j->due_next_at = now;
 			break;
 		}
@@ -748,7 +749,7 @@ sched_begin_cb(PGresult *res, void *arg)
 	if (!db_ok(res) ||
 	    store_claim(s->tx, sched_claim_limit(s), conf->schedule.lease_s,
 	        s->continuous ? loop_wall_s() : s->horizon, s->slices,
-	        sched_slices(s, (int64_t)ceil(loop_wall_s())), sched_claim_cb, s) == -1) {
+	        (s->nslices = sched_slices(s, (int64_t)ceil(loop_wall_s()))), sched_claim_cb, s) == -1) {
 		log_warnx("claim: %s", db_ok(res) ? "database unavailable" : db_error(res, err, sizeof(err)));
 		s->exhausted = 1;
 		s->claiming = 0;

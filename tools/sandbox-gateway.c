@@ -98,8 +98,8 @@ struct sbx_opts {
 	const char *dlr_key_file;
 	const char *dlr_status;
 	unsigned int dlr_delay_ms;
-	double
-	    down_from; /* tests: 503 to every request whose X-Payremind-Test-Clock is at or after this (0: never) */
+	double down_from;    /* tests: 503 to every request whose X-Payremind-Test-Clock is at or after it */
+	double carrier_rate; /* the carrier's queue per sender code, in segments per second (0: none) */
 	unsigned int threads;
 	int quiet;
 	int verbose;
@@ -128,6 +128,7 @@ struct sbx {
 	struct idem idem;
 	unsigned long seq;
 	unsigned long received, accepted, duplicates, errors;
+	double carrier_free[2]; /* when the carrier's queue of 27022, of 270282, is free (epoch s) */
 };
 
 /* Per-connection state, reused by every request of a kept-alive connection so requests allocate little. */
@@ -148,6 +149,8 @@ struct sms_req {
 	const char *key, *from, *to, *text, *reference;
 	const char *expires_at; /* optional: the end of the recipient's window, as sent */
 	const char *clock;      /* X-Payremind-Test-Clock: the daemon's simulated instant (tests) */
+	double released;        /* --carrier-rate: when the carrier releases it (0: not modelled) */
+	int dropped;            /* --carrier-rate: its release would be after expires_at: dropped */
 	unsigned int status;
 	unsigned int delay_ms;
 	unsigned long seq, id_seq;
@@ -634,11 +637,12 @@ record_write(struct sbx *s, const struct sms_req *r)
 		return;
 	time_iso_utc(t, sizeof(t));
 	snprintf(id, sizeof(id), "sbx-%lu", r->id_seq);
-	o = json_pack("{s:I,s:s,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:i,s:b,s:s?,s:s?,s:s?}", "seq",
+	o = json_pack("{s:I,s:s,s:s?,s:s?,s:s?,s:s?,s:s?,s:s?,s:i,s:b,s:s?,s:s?,s:s?,s:o?,s:o?}", "seq",
 	    (json_int_t)r->seq, "t", t, "key", r->key, "from", r->from, "to", r->to, "text", r->text,
 	    "reference", r->reference, "expires_at", r->expires_at, "status", (int)r->status, "duplicate",
 	    r->duplicate, "id", r->id_seq ? id : NULL, "error", r->error[0] ? r->error : NULL, "clock",
-	    r->clock);
+	    r->clock, "released", r->released > 0 ? json_real(r->released) : NULL, "dropped",
+	    r->released > 0 ? json_boolean(r->dropped) : NULL);
 	if (o != NULL && (n = json_dumpb(o, line, sizeof(line), JSON_COMPACT)) > sizeof(line)) {
 		big = json_dumps(o, JSON_COMPACT);
 		n = big ? strlen(big) : 0;
@@ -881,6 +885,29 @@ sms_validate(
 	return 0;
 }
 
+/* --carrier-rate: queue an accepted SMS as a carrier meters a short code (Twilio's queue): released in
+ * arrival order (the daemon's simulated instant when it sends one, else now) at the rate in segments per
+ * second, or dropped when that would be after its expires_at. Runs under s->mu. */
+static void
+carrier_queue(struct sbx *s, struct sms_req *r)
+{
+	double *free_at = &s->carrier_free[strcmp(r->from, "270282") == 0];
+	struct gsm_info info;
+	struct tm tm;
+	char *end;
+
+	r->released = r->clock != NULL ? strtod(r->clock, NULL) : (double)now_ms(CLOCK_REALTIME) / 1000.0;
+	if (r->released < *free_at)
+		r->released = *free_at;
+	memset(&tm, 0, sizeof(tm));
+	if (r->expires_at != NULL && (end = strptime(r->expires_at, "%Y-%m-%dT%H:%M:%SZ", &tm)) != NULL &&
+	    *end == '\0' && r->released > (double)timegm(&tm)) {
+		r->dropped = 1;
+		return;
+	}
+	*free_at = r->released + (gsm_analyze(r->text, &info) == 0 ? info.segments : 1) / s->opt.carrier_rate;
+}
+
 /* Decide the answer of a valid request, in this order: a repeat of an accepted Idempotency-Key gets 200 and
  * the same id; else the first applicable --rule for the number; else the defaults. A 2xx remembers the key,
  * an error does not (a retry may succeed). Runs under s->mu. */
@@ -911,6 +938,8 @@ sms_decide(struct sbx *s, struct sms_req *r, int valid)
 		} else {
 			r->id_seq = r->seq;
 			s->accepted++;
+			if (s->opt.carrier_rate > 0)
+				carrier_queue(s, r);
 			if (r->key != NULL && idem_insert(&s->idem, r->key, h, r->seq) == -1)
 				log_warnx("sbx-%lu: out of memory: Idempotency-Key not remembered", r->seq);
 		}
@@ -1208,6 +1237,7 @@ usage(FILE *fp)
 	    "           [--status CODE] [--delay-ms MS] [--retry-after S] [--rule "
 	    "MSISDN=STATUS[:DELAY_MS][*N]]...\n"
 	    "           [--record FILE] [--quiet] [--threads N] [--verbose] [--down-from EPOCH]\n"
+	    "           [--carrier-rate SEGMENTS_PER_S]\n"
 	    "           [--dlr-url URL [--dlr-key-file FILE] [--dlr-status STATUS] [--dlr-delay-ms MS]]\n"
 	    "A fake SMS gateway speaking payremind's json dialect; see tools/README-sandbox.md.\n");
 }
@@ -1228,15 +1258,15 @@ opt_uint(const char *name, const char *v, unsigned long min, unsigned long max)
 	return (unsigned int)n;
 }
 
-/* Parse an instant in epoch seconds or exit 64 naming the option. */
+/* Parse a positive number (an instant in epoch seconds, a rate) or exit 64 naming the option. */
 static double
-opt_epoch(const char *name, const char *v)
+opt_positive(const char *name, const char *v)
 {
 	char *end;
 	double t = strtod(v, &end);
 
-	if (end == v || *end != '\0' || !(t > 0)) {
-		log_warnx("--%s: expected an instant in epoch seconds, got \"%s\"", name, v);
+	if (end == v || *end != '\0' || !(t > 0) || t > 1e12) {
+		log_warnx("--%s: expected a positive number, got \"%s\"", name, v);
 		exit(EX_USAGE);
 	}
 	return t;
@@ -1273,7 +1303,8 @@ enum {
 	OPT_DLR_KEY_FILE,
 	OPT_DLR_STATUS,
 	OPT_DLR_DELAY,
-	OPT_DOWN_FROM
+	OPT_DOWN_FROM,
+	OPT_CARRIER_RATE
 };
 
 static void
@@ -1293,9 +1324,10 @@ opts_parse(struct sbx *s, int argc, char **argv)
 		{ "dlr-key-file", required_argument, NULL, OPT_DLR_KEY_FILE },
 		{ "dlr-status", required_argument, NULL, OPT_DLR_STATUS },
 		{ "dlr-delay-ms", required_argument, NULL, OPT_DLR_DELAY },
-		{ "down-from", required_argument, NULL, OPT_DOWN_FROM }, { "quiet", no_argument, NULL, 'q' },
-		{ "verbose", no_argument, NULL, 'v' }, { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 } };
+		{ "down-from", required_argument, NULL, OPT_DOWN_FROM },
+		{ "carrier-rate", required_argument, NULL, OPT_CARRIER_RATE },
+		{ "quiet", no_argument, NULL, 'q' }, { "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 } };
 	int c;
 
 	while ((c = getopt_long(argc, argv, "qvh", longopts, NULL)) != -1) {
@@ -1343,7 +1375,10 @@ opts_parse(struct sbx *s, int argc, char **argv)
 			s->opt.dlr_delay_ms = opt_uint("dlr-delay-ms", optarg, 0, SBX_MAX_DELAY_MS);
 			break;
 		case OPT_DOWN_FROM:
-			s->opt.down_from = opt_epoch("down-from", optarg);
+			s->opt.down_from = opt_positive("down-from", optarg);
+			break;
+		case OPT_CARRIER_RATE:
+			s->opt.carrier_rate = opt_positive("carrier-rate", optarg);
 			break;
 		case 'q':
 			s->opt.quiet = 1;

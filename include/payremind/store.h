@@ -122,9 +122,9 @@ int store_opt_out(struct db *db, const char *msisdn, const char *source, db_cb c
 
 /* Register or refresh this daemon in payremind.instances with its status line, its circuit breaker
  * ("closed", "open", "half_open", since epoch s or 0), its short code and that code's rate (segments
- * per second, 0 unpaced). The result row: the live
- * daemons sharing that code's rate (itself included; not those whose breaker is open), then with count
- * the queued, sending and unknown reminders (else NULLs). */
+ * per second, 0 unpaced). The result row: the live daemons sharing that code's rate (itself included;
+ * not those whose breaker is open), then with count the queued, sending and unknown reminders (else
+ * NULLs). */
 int store_heartbeat(struct db *db, const char *owner, const char *hostname, int pid, const char *status,
     int count, const char *circuit, double circuit_since, const char *short_code, double rate, db_cb cb,
     void *arg) __attribute__((warn_unused_result));

@@ -361,9 +361,10 @@ plan_breakers(struct ctl *ctl, FILE *fp, int *rc)
 	return n;
 }
 
-/* The rate the day goes at (segments per second, 0 unpaced): each short code's rate (as its live daemons
- * record it, SPEC §11) summed over the codes with a live daemon whose breaker is closed (a half-open
- * one is still failing until its probe says otherwise); with none, this configuration's. Said on fp. 0, or -1 on error. */
+/* The rate the day goes at (segments per second, 0 unpaced): each short code's rate (as its live
+ * daemons record it, SPEC §11) summed over the codes with a live daemon whose breaker is closed (a
+ * half-open one is still failing until its probe says otherwise); with none, this configuration's.
+ * Said on fp. 0, or -1 on error. */
 static int
 plan_rate(struct ctl *ctl, const struct conf *conf, FILE *fp, double *rate, int *rc)
 {

@@ -1,11 +1,11 @@
 """Simulated days (SPEC §11): up to 100k due rows over QC, ON (Toronto and Winnipeg) and BC (Vancouver) in
-their real time zones, texts of 1 and 3 segments, the built-in contact rules, one short code at a fixed
-rate in segments per second, the daemon under the test clock (PAYREMIND_TEST_CLOCK: simulated time that
-moves only when the daemon is idle, so a day takes the time its work takes, whatever the machine).
+their real time zones, texts of 1 and 3 segments, the built-in contact rules, one or two short codes at
+a fixed rate in segments per second, the daemons under the test clock (PAYREMIND_TEST_CLOCK: simulated
+time that moves only when they are idle, so a day takes the time its work takes, whatever the machine).
 
-The gateway is the in-tree sandbox recording each request with the daemon's simulated instant; the
-carrier behind it is modelled here, as Twilio queues a short code: each message released at the code's
-rate in arrival order, dropped when its release would be after its expires_at. Each day must show:
+The gateway is the in-tree sandbox recording each request with the daemon's simulated instant, and
+queueing each sender code as Twilio queues a short code (--carrier-rate): each message released at the
+code's rate in arrival order, dropped when its release would be after its expires_at. Each day must show:
 0 messages released outside the recipient's window, 0 dropped, 0 seconds above the code's rate, the
 number left for the next day equal to an offline earliest-deadline computation of the same rows, and
 `payremindctl plan`'s predicted last send within max(60 s, 1%) of the real one.
@@ -28,6 +28,7 @@ import re
 import struct
 import sys
 import time
+import urllib.request
 import zoneinfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -175,7 +176,8 @@ def run_day(ctx, day, rate, seed, rows=ROWS, prefix="S", detail=None, codes=("27
     end = start + 18 * 3600
     gws, confs = {}, {}
     for code in codes:
-        gws[code] = ctx.sandbox(*(["--down-from", str(down[1])] if down and down[0] == code else []))
+        gws[code] = ctx.sandbox("--carrier-rate", str(rate),
+                                *(["--down-from", str(down[1])] if down and down[0] == code else []))
         confs[code] = write_conf(ctx.tmp, db, gws[code].url, regions="", extra=TEMPLATES, short_code=code,
                                  name=f"{day}-{code}.conf",
                                  gateway=dict(rate_per_second=float(rate), max_in_flight=32, timeout_ms=5000),
@@ -221,21 +223,23 @@ def run_day(ctx, day, rate, seed, rows=ROWS, prefix="S", detail=None, codes=("27
                    over_rate_s=0, real_s=round(real_s, 1))
     recs = [r for code in codes for r in gws[code].accepted() if r["status"] < 300 and float(r["clock"]) < end]
     over, last, free = set(), None, {}
-    # the carrier meters each sender code, whichever gateway a message came through: a retry keeps the
-    # sender of its first attempt (SPEC §3), so the daemon on 27022 sends the other code's retries
-    for r in sorted(recs, key=lambda r: float(r["clock"])):
-        arrival, code = float(r["clock"]), r["from"]
+    # each gateway queues each sender code as a carrier does (--carrier-rate: released in arrival order
+    # at the code's rate, dropped after expires_at); a retry keeps the sender of its first attempt (SPEC
+    # §3), so the daemon on 27022 sends the other code's retries through its own gateway
+    for r in sorted(recs, key=lambda r: (r["released"], float(r["clock"]))):
+        arrival, release, code = float(r["clock"]), r["released"], r["from"]
         segs = num_segments(r["text"])
         assert segs == (3 if r["text"].startswith("ARO :") else 1), (segs, r["text"])
-        release = max(arrival, free.get(code, 0.0))
+        assert r["dropped"] or release >= max(arrival, free.get(code, 0.0)) - 1e-6, (r, free.get(code))
         if (release - arrival) * rate > rate + 3:
             over.add((code, int(arrival)))  # more than a second's worth (and one message) already queued
-        free[code] = release + segs / rate
-        expires = ts(r["expires_at"]).timestamp()
+        if not r["dropped"]:
+            free[code] = max(free.get(code, 0.0), release + segs / rate)
         region, zone = info[refs[r["reference"]]]
         local = dt.datetime.fromtimestamp(release, zoneinfo.ZoneInfo(zone))
         w = window(region, zone, local.date())
-        if release > expires:
+        if r["dropped"]:
+            assert release > ts(r["expires_at"]).timestamp(), r
             figures["dropped"] += 1
         elif w is None or not (w[0] <= release < w[1]):
             figures["out_of_window"] += 1
@@ -301,6 +305,31 @@ def test_a_tuesday(ctx):
 def test_24_june_quebec_closed_ontario_and_bc_open(ctx):
     f = check(run_day(ctx, dt.date(2027, 6, 24), 5, seed=2))
     assert "QC" not in f["sent_by_region"] and f["sent_by_region"]["ON"] > 0 and f["sent_by_region"]["BC"] > 0, f
+
+
+def test_the_gateways_carrier_queue_releases_each_code_at_its_rate_and_drops_after_expiry(ctx):
+    # The days above rely on sandbox-gateway --carrier-rate: a queue per sender code, released in arrival
+    # order (the daemon's simulated instant) at the rate in segments per second, dropped once past expires_at.
+    gw = ctx.sandbox("--carrier-rate", "2")
+    t0 = 1800000000.0
+    en, fr = "ARO: 1 segment", "ARO : 2 segments ’" + "x" * 80  # UCS-2 (the apostrophe), 98 units: 2 segments
+
+    def post(code, text, clock, expires):
+        body = json.dumps({"from": code, "to": "+15145550100", "text": text, "reference": "r",
+                           "expires_at": dt.datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")})
+        req = urllib.request.Request(gw.url, data=body.encode(), method="POST", headers={
+            "Content-Type": "application/json", "X-Payremind-Test-Clock": f"{clock:.3f}"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert r.status == 202
+
+    post("27022", fr, t0, t0 + 60)       # released at t0, busy 1 s
+    post("27022", en, t0, t0 + 60)       # waits: t0 + 1
+    post("270282", en, t0, t0 + 60)      # the other code's queue: t0
+    post("27022", en, t0 + 0.2, t0 + 1)  # would go at t0 + 1.5, after its expiry at t0 + 1: dropped
+    post("27022", en, t0 + 10, t0 + 60)  # the queue is empty again: at arrival
+    got = [(r["from"], round(r["released"] - t0, 3), r["dropped"]) for r in gw.records()]
+    assert got == [("27022", 0, False), ("27022", 1, False), ("270282", 0, False), ("27022", 1.5, True),
+                   ("27022", 10, False)], got
 
 
 def test_one_of_two_codes_failing_at_10(ctx):
