@@ -51,7 +51,7 @@ static const char store_sql_groups[] =
     " WHERE EXISTS (SELECT 1 FROM payremind.due_accounts d WHERE d.claim_group = g.id AND d.next_at IS NOT NULL)"
     " ORDER BY g.id LIMIT $1";
 
-/* Create the reminder and its token, in the claim transaction; a queued retry of the same
+/* Create the reminder with its payment link (the token's SHA-256 and expiry are columns of the reminder), in the claim transaction; a queued retry of the same
  * step is re-leased instead, keeping its id (the Idempotency-Key), its token and its text, and its sender
  * once an attempt has gone (SPEC §3); one that never went (handed back by a daemon whose gateway was
  * failing, or whose window closed) goes from this daemon's code, whose rate it then takes. The due row
@@ -75,10 +75,11 @@ static const char store_sql_prepare[] =
     "  RETURNING msisdn),"
     " up AS ("
     "  INSERT INTO payremind.reminders AS r (id, due_account_id, step, msisdn, short_code, language, state,"
-    "         attempts, lease_owner, lease_until, link_token, body)"
+    "         attempts, lease_owner, lease_until, link_token, body, token_hash, token_expires_at)"
     "  SELECT DISTINCT ON (d.msisdn, CASE WHEN d.retry THEN d.due_id END) d.rid, d.due_id, d.step, d.msisdn,"
     "         $6, d.language,"
-    "         $12::text, 1, $1::uuid, now() + make_interval(secs => $2::int), d.token, d.body"
+    "         $12::text, 1, $1::uuid, now() + make_interval(secs => $2::int), d.token, d.body,"
+    "         sha256(convert_to(d.token, 'UTF8')), now() + make_interval(hours => $7::int)"
     "    FROM d WHERE d.retry OR d.msisdn IN (SELECT msisdn FROM gate)"
     "   ORDER BY d.msisdn, CASE WHEN d.retry THEN d.due_id END, d.due_id"
     "  ON CONFLICT (due_account_id, step) DO UPDATE"
@@ -92,11 +93,7 @@ static const char store_sql_prepare[] =
     " nx AS ("
     "  UPDATE payremind.due_accounts a SET next_step = up.step + 1, next_at = to_timestamp(d.next_at),"
     "         lease_owner = NULL, lease_until = NULL"
-    "    FROM up JOIN d ON d.due_id = up.due_account_id WHERE a.ctid = d.tid AND a.id = d.due_id),"
-    " tok AS ("
-    "  INSERT INTO payremind.payment_tokens (token_hash, reminder_id, expires_at)"
-    "  SELECT sha256(convert_to(up.link_token, 'UTF8')), up.id, now() + make_interval(hours => $7::int)"
-    "    FROM up WHERE up.inserted)"
+    "    FROM up JOIN d ON d.due_id = up.due_account_id WHERE a.ctid = d.tid AND a.id = d.due_id)"
     " SELECT due_account_id, step, id, attempts, link_token, short_code, body, inserted FROM up";
 
 /* Hand claimed rows back, in the claim transaction. */
@@ -280,14 +277,24 @@ static const char store_sql_reply_record[] =
 static const char *const store_sql_purge[] = {
 	/* texts phones sent us */
 	STORE_PURGE("inbound_messages", "id", "t.received_at < now() - make_interval(days => $1::int)"),
-	/* payment tokens redeemed or expired that long ago */
-	STORE_PURGE("payment_tokens", "token_hash",
-	    "coalesce(t.redeemed_at, t.expires_at) < now() - make_interval(days => $1::int)"),
+	/* payment links redeemed or expired that long ago: a reminder's own, and earlier ones */
+	"WITH x AS (SELECT id FROM payremind.reminders t"
+	"            WHERE pg_try_advisory_xact_lock(7202202703) AND t.token_hash IS NOT NULL"
+	"              AND coalesce(t.token_redeemed_at, t.token_expires_at) < now() - make_interval(days => $1::int)"
+	"            LIMIT $2),"
+	" d AS (UPDATE payremind.reminders t SET token_hash = NULL, token_created_at = NULL, token_expires_at = NULL,"
+	"         token_redeemed_at = NULL, token_first_opened_at = NULL, token_open_count = 0"
+	"        FROM x WHERE t.id = x.id RETURNING 1),"
+	" e AS (SELECT token_hash FROM payremind.earlier_tokens t"
+	"        WHERE pg_try_advisory_xact_lock(7202202703)"
+	"          AND coalesce(t.redeemed_at, t.expires_at) < now() - make_interval(days => $1::int) LIMIT $2),"
+	" f AS (DELETE FROM payremind.earlier_tokens t USING e WHERE t.token_hash = e.token_hash RETURNING 1)"
+	" SELECT (SELECT count(*) FROM d) + (SELECT count(*) FROM f)",
 	/* reminders (with their tokens and delivery reports) of rows settled that long ago */
 	"WITH x AS (SELECT id FROM payremind.reminders t"
 	"            WHERE pg_try_advisory_xact_lock(7202202703) AND t.due_account_id IN (SELECT id FROM"
 	"              payremind.due_accounts WHERE settled_at < now() - make_interval(days => $1::int)) LIMIT $2),"
-	" k AS (DELETE FROM payremind.payment_tokens p USING x WHERE p.reminder_id = x.id),"
+	" k AS (DELETE FROM payremind.earlier_tokens p USING x WHERE p.reminder_id = x.id),"
 	" d AS (DELETE FROM payremind.reminders t USING x WHERE t.id = x.id RETURNING 1)"
 	" SELECT count(*) FROM d",
 	/* keyword replies and delivery reports */

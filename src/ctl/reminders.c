@@ -167,13 +167,23 @@ static const char resolve_sql_final[] =
     "UPDATE payremind.reminders SET state = $2, updated_at = now() WHERE id = $1::uuid AND state = 'unknown'";
 
 /* retry: queued again at once with a new link ($2, its SHA-256 stored), the text rendered anew from
- * today's templates; its due row comes back to this step. */
+ * today's templates; its due row comes back to this step. The link it had (the person may have it)
+ * becomes an earlier one, valid until it expires. */
 static const char resolve_sql_retry[] =
-    "WITH r AS (UPDATE payremind.reminders SET state = 'queued', next_attempt_at = now(), link_token = $2,"
-    "             body = NULL, lease_owner = NULL, lease_until = NULL, updated_at = now()"
+    "WITH o AS (SELECT id, token_hash, coalesce(token_created_at, created_at) AS created_at, token_expires_at,"
+    "                  token_redeemed_at, token_first_opened_at, token_open_count"
+    "             FROM payremind.reminders WHERE id = $1::uuid AND state = 'unknown'),"
+    " r AS (UPDATE payremind.reminders SET state = 'queued', next_attempt_at = now(), link_token = $2,"
+    "             body = NULL, lease_owner = NULL, lease_until = NULL, updated_at = now(),"
+    "             token_hash = sha256(convert_to($2, 'UTF8')), token_created_at = now(),"
+    "             token_expires_at = now() + make_interval(hours => $3::int), token_redeemed_at = NULL,"
+    "             token_first_opened_at = NULL, token_open_count = 0"
     "            WHERE id = $1::uuid AND state = 'unknown' RETURNING id, due_account_id, step),"
-    " t AS (INSERT INTO payremind.payment_tokens (token_hash, reminder_id, expires_at)"
-    "        SELECT sha256(convert_to($2, 'UTF8')), r.id, now() + make_interval(hours => $3::int) FROM r)"
+    " e AS (INSERT INTO payremind.earlier_tokens (token_hash, reminder_id, created_at, expires_at, redeemed_at,"
+    "                                              first_opened_at, open_count)"
+    "        SELECT o.token_hash, o.id, o.created_at, o.token_expires_at, o.token_redeemed_at,"
+    "               o.token_first_opened_at, o.token_open_count FROM o JOIN r ON r.id = o.id"
+    "         WHERE o.token_hash IS NOT NULL)"
     " UPDATE payremind.due_accounts d SET next_step = r.step, next_at = now() FROM r"
     "  WHERE d.id = r.due_account_id";
 

@@ -13,7 +13,8 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.parse
+
+import psycopg2
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
@@ -352,6 +353,93 @@ def test_reminders_lists_and_resolve_decides_only_unknown_ones(ctx):
     assert attempts == [(1, "unknown"), (2, "sent")], h["events"]
     (group,) = json.loads(ctl(conf, "report", "--by", "step", "--json").stdout)
     assert (group["sent"], group["failed"], group["unknown"]) == (2, 1, 0), group
+    # Its first link (the phone may have it) stays valid beside the new one until it expires: the
+    # reminder holds the new link, the first is among its earlier ones, and each is spent once.
+    first = "t" * 21 + "3"
+    assert db.one("SELECT token_hash = sha256(convert_to(%s, 'UTF8')) FROM payremind.reminders WHERE id = %s",
+                  link, retry_one) is True
+    assert db.one("SELECT count(*) FROM payremind.earlier_tokens WHERE reminder_id = %s AND token_hash = "
+                  "sha256(convert_to(%s, 'UTF8'))", retry_one, first) == 1
+    for tok in (first, link):
+        assert db.one("SELECT account_ref FROM payremind.token_peek(%s)", tok) == "R-3", tok
+        assert db.one("SELECT account_ref FROM payremind.token_redeem(%s)", tok) == "R-3", tok
+        assert db.one("SELECT count(*) FROM payremind.token_redeem(%s)", tok) == 0, tok
+    assert db.one("SELECT count(*) FROM payremind.payment_tokens WHERE reminder_id = %s AND redeemed_at IS NOT NULL",
+                  retry_one) == 2
+
+
+def test_migrating_moves_each_reminders_newest_link_onto_it_and_keeps_every_link_valid(ctx):
+    """Migration 016 on a database with links: each reminder's newest link onto the reminder, its
+    earlier ones (and one whose reminder is gone) in earlier_tokens; every link opens, counts its
+    openings and is spent once, as before; payment_tokens shows the same rows with the same columns."""
+    admin = ctx.db.connect("postgres")
+    admin.autocommit = True
+    old = ctx.db.name + "_old"
+    with admin.cursor() as c:
+        c.execute(f'CREATE DATABASE "{old}"')
+    try:
+        conninfo = ctx.db.conninfo.replace(ctx.db.name, old)
+        conf = write_conf(ctx.tmp, ctx.db, "http://127.0.0.1:9/sms", name="old.conf",
+                          database={"conninfo": conninfo})
+        c = psycopg2.connect(conninfo)
+        c.autocommit = True
+        cur = c.cursor()
+        cur.execute("CREATE SCHEMA payremind; CREATE TABLE payremind.schema_migrations (version integer PRIMARY KEY,"
+                    " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        sql = os.path.join(harness.SRC, "sql")
+        for f in sorted(os.listdir(sql)):
+            if int(f[:3]) < 16:
+                with open(os.path.join(sql, f)) as fh:
+                    cur.execute(fh.read())
+                cur.execute("INSERT INTO payremind.schema_migrations (version, name) VALUES (%s, %s)",
+                            (int(f[:3]), f[:-4]))
+        cur.execute("""INSERT INTO payremind.due_accounts (account_ref, msisdn, amount_cents, due_date)
+                       VALUES ('M-1', '+15146700001', 1000, current_date - 3) RETURNING id""")
+        did = cur.fetchone()[0]
+        cur.execute("""INSERT INTO payremind.reminders (due_account_id, step, msisdn, short_code, language, state,
+                           attempts, sent_at, created_at)
+                       VALUES (%s, 0, '+15146700001', '27022', 'fr', 'sent', 2, now(), now() - interval '1 day')
+                       RETURNING id::text""", (did,))
+        rid = cur.fetchone()[0]
+        links = {"first": "f" * 22, "second": "s" * 22, "orphan": "o" * 22}
+        cur.execute("""INSERT INTO payremind.payment_tokens (token_hash, reminder_id, created_at, expires_at,
+                           first_opened_at, open_count)
+                       VALUES (sha256(convert_to(%s, 'UTF8')), %s, now() - interval '1 day', now() + interval '6 days',
+                               now() - interval '20 hours', 3),
+                              (sha256(convert_to(%s, 'UTF8')), %s, now() - interval '1 hour', now() + interval '7 days',
+                               NULL, 0),
+                              (sha256(convert_to(%s, 'UTF8')), gen_random_uuid(), now(), now() + interval '7 days',
+                               NULL, 0)""", (links["first"], rid, links["second"], rid, links["orphan"]))
+        cols = "token_hash, reminder_id::text, created_at, expires_at, redeemed_at, first_opened_at, open_count"
+        cur.execute(f"SELECT {cols} FROM payremind.payment_tokens ORDER BY created_at")
+        before = cur.fetchall()
+        p = ctl(conf, "migrate")
+        assert p.returncode == 0, p.stderr
+        cur.execute(f"SELECT {cols} FROM payremind.payment_tokens ORDER BY created_at")
+        assert cur.fetchall() == before
+        cur.execute("SELECT token_hash = sha256(convert_to(%s, 'UTF8')), token_created_at IS NOT NULL"
+                    " FROM payremind.reminders WHERE id = %s", (links["second"], rid))
+        assert cur.fetchone() == (True, True)
+        cur.execute("SELECT count(*) FROM payremind.earlier_tokens")
+        assert cur.fetchone()[0] == 2  # the first link and the orphan
+        cur.execute("SELECT payremind.link_opened(ARRAY[encode(sha256(convert_to(%s, 'UTF8')), 'hex'),"
+                    " encode(sha256(convert_to(%s, 'UTF8')), 'hex')], ARRAY[1.0, 2.0]::float8[])",
+                    (links["first"], links["second"]))
+        assert cur.fetchone()[0] == 2
+        cur.execute("SELECT open_count FROM payremind.payment_tokens ORDER BY created_at")
+        assert [r[0] for r in cur.fetchall()] == [4, 1, 0]
+        for name in ("first", "second"):
+            cur.execute("SELECT view FROM payremind.link_checkout(%s)", (links[name],))
+            assert cur.fetchone()[0] == "checkout", name
+            cur.execute("SELECT view FROM payremind.link_checkout(%s)", (links[name],))
+            assert cur.fetchone()[0] == "spent", name
+        cur.execute("SELECT count(*) FROM payremind.token_peek(%s)", (links["orphan"],))
+        assert cur.fetchone()[0] == 0  # no reminder: never valid, as before
+        c.close()
+    finally:
+        with admin.cursor() as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)')
+        admin.close()
 
 
 def test_batch_for_one_account_runs_now_and_says_what_became_of_it(ctx):
