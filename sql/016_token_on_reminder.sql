@@ -13,8 +13,6 @@ ALTER TABLE payremind.reminders
 	ADD COLUMN token_redeemed_at timestamptz,
 	ADD COLUMN token_first_opened_at timestamptz,
 	ADD COLUMN token_open_count integer NOT NULL DEFAULT 0;
--- Opening, spending and recording an outcome change no indexed column: still HOT.
-CREATE UNIQUE INDEX reminders_token_hash_idx ON payremind.reminders (token_hash);
 
 ALTER TABLE payremind.payment_tokens RENAME TO earlier_tokens;
 ALTER TABLE payremind.earlier_tokens RENAME CONSTRAINT payment_tokens_token_hash_check TO earlier_tokens_token_hash_check;
@@ -34,6 +32,9 @@ UPDATE payremind.reminders r
        token_created_at = CASE WHEN cur.created_at <> r.created_at THEN cur.created_at END,
        token_first_opened_at = cur.first_opened_at, token_open_count = cur.open_count
   FROM cur WHERE r.id = cur.reminder_id;
+-- After the move, in one pass. Opening, spending and recording an outcome change no indexed column:
+-- still HOT.
+CREATE UNIQUE INDEX reminders_token_hash_idx ON payremind.reminders (token_hash);
 
 CREATE VIEW payremind.payment_tokens AS
 SELECT r.token_hash, r.id AS reminder_id, coalesce(r.token_created_at, r.created_at) AS created_at,
