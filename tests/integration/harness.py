@@ -4,6 +4,7 @@ sandbox gateway on a free loopback port, config files, and the real binaries.
 Each test file defines test_* functions and ends with `harness.main(globals())`."""
 
 import collections
+import contextlib
 import datetime
 import json
 import os
@@ -111,13 +112,27 @@ class Database:
         """Insert a due row whose due_date is days_ago local days in the past; returns its id."""
         cols.setdefault("amount_cents", 12345)
         names = ["account_ref", "msisdn", "due_date"] + list(cols)
-        vals = [ref, msisdn, f"now - {days_ago}"] + list(cols.values())
         sql = (f"INSERT INTO payremind.due_accounts ({', '.join(names)}) VALUES (%s, %s, "
                f"(now() AT TIME ZONE 'America/Toronto')::date - %s" + ", %s" * len(cols) + ") RETURNING id")
         return self.one(sql, ref, msisdn, days_ago, *cols.values())
 
     def states(self):
         return dict(self.q("SELECT state, count(*) FROM payremind.reminders GROUP BY state"))
+
+    @contextlib.contextmanager
+    def empty(self, suffix):
+        """An empty database beside this one (no schema: for tests of migrate), its conninfo; dropped after."""
+        name = f"{self.name}_{suffix}"
+        admin = self.connect("postgres")
+        admin.autocommit = True
+        with admin.cursor() as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield self.conninfo.replace(self.name, name)
+        finally:
+            with admin.cursor() as c:
+                c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.close()
 
     def close(self):
         if self.bouncer is not None:

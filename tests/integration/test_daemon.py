@@ -47,21 +47,16 @@ def test_check_config_reports_ok_or_every_error_with_its_line(ctx):
 
 def test_an_unmigrated_database_says_run_migrate_and_exits_78(ctx):
     # 78 is in the unit's RestartPreventExitStatus: systemd does not loop on a step only an operator can take.
-    admin = ctx.db.connect("postgres")
-    admin.autocommit = True
-    empty = ctx.db.name + "_empty"
-    with admin.cursor() as c:
-        c.execute(f'CREATE DATABASE "{empty}"')
-    try:
+    with ctx.db.empty("empty") as conninfo:
         conf = write_conf(ctx.tmp, ctx.db, "http://127.0.0.1:9/sms", name="empty.conf",
-                          database={"conninfo": ctx.db.conninfo.replace(ctx.db.name, empty)})
+                          database={"conninfo": conninfo})
         for args in (["--once"], []):
             p = subprocess.run(daemon_cmd(conf, *args), capture_output=True, text=True, timeout=30)
             assert p.returncode == 78 and "run payremindctl migrate" in p.stderr, (args, p.returncode, p.stderr)
             assert "no payremind schema" in p.stderr, p.stderr
         # A schema one migration behind this binary is refused the same way, naming both versions.
         assert harness.ctl(conf, "migrate").returncode == 0
-        behind = psycopg2.connect(ctx.db.conninfo.replace(ctx.db.name, empty))
+        behind = psycopg2.connect(conninfo)
         behind.autocommit = True
         with behind.cursor() as c:
             c.execute("DELETE FROM payremind.schema_migrations WHERE version = "
@@ -72,10 +67,6 @@ def test_an_unmigrated_database_says_run_migrate_and_exits_78(ctx):
         assert p.returncode == 78, (p.returncode, p.stderr)
         assert f"at version {latest - 1} and this payremind needs {latest}: run payremindctl migrate" in p.stderr, \
             p.stderr
-    finally:
-        with admin.cursor() as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{empty}" WITH (FORCE)')
-        admin.close()
     with open(os.path.join(harness.SRC, "systemd", "payremindd.service")) as f:
         unit = f.read()
     assert re.search(r"^RestartPreventExitStatus=.*\b78\b", unit, re.M), unit

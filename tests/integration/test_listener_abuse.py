@@ -18,7 +18,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
-from test_listener import KEY, Listener, add_reminder, listener, replies, snapshot  # noqa: E402
+from test_listener import KEY, add_reminder, listener, replies, snapshot  # noqa: E402
 
 A, B = "+15145550101", "+15145550102"
 SLOW_SOURCE = "127.0.0.2"  # the slow clients' address; probes come from 127.0.0.1

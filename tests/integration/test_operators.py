@@ -372,13 +372,7 @@ def test_migrating_moves_each_reminders_newest_link_onto_it_and_keeps_every_link
     """Migration 016 on a database with links: each reminder's newest link onto the reminder, its
     earlier ones (and one whose reminder is gone) in earlier_tokens; every link opens, counts its
     openings and is spent once, as before; payment_tokens shows the same rows with the same columns."""
-    admin = ctx.db.connect("postgres")
-    admin.autocommit = True
-    old = ctx.db.name + "_old"
-    with admin.cursor() as c:
-        c.execute(f'CREATE DATABASE "{old}"')
-    try:
-        conninfo = ctx.db.conninfo.replace(ctx.db.name, old)
+    with ctx.db.empty("old") as conninfo:
         conf = write_conf(ctx.tmp, ctx.db, "http://127.0.0.1:9/sms", name="old.conf",
                           database={"conninfo": conninfo})
         c = psycopg2.connect(conninfo)
@@ -436,10 +430,6 @@ def test_migrating_moves_each_reminders_newest_link_onto_it_and_keeps_every_link
         cur.execute("SELECT count(*) FROM payremind.token_peek(%s)", (links["orphan"],))
         assert cur.fetchone()[0] == 0  # no reminder: never valid, as before
         c.close()
-    finally:
-        with admin.cursor() as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{old}" WITH (FORCE)')
-        admin.close()
 
 
 def test_batch_for_one_account_runs_now_and_says_what_became_of_it(ctx):

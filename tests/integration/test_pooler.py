@@ -12,7 +12,7 @@ import psycopg2
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 import pgbouncer  # noqa: E402
-from harness import daemon_cmd, wait_until, write_conf  # noqa: E402
+from harness import daemon_cmd, write_conf  # noqa: E402
 
 
 def test_the_default_pooling_behind_a_transaction_pooler_exits_78_naming_the_key(ctx):
@@ -60,13 +60,8 @@ def test_a_bad_pooling_value_is_a_configuration_error(ctx):
 
 
 def test_four_migrates_at_once_through_the_pooler_all_succeed_and_leave_no_lock(ctx):
-    admin = ctx.db.connect("postgres")
-    admin.autocommit = True
-    empty = ctx.db.name + "_mig"
-    with admin.cursor() as c:
-        c.execute(f'CREATE DATABASE "{empty}"')
-    try:
-        bouncer = pgbouncer.PgBouncer(ctx, ctx.db, pool_size=2, dbname=empty)
+    with ctx.db.empty("mig") as conninfo:
+        bouncer = pgbouncer.PgBouncer(ctx, ctx.db, pool_size=2, dbname=ctx.db.name + "_mig")
         conf = write_conf(ctx.tmp, ctx.db, "http://127.0.0.1:9/sms", name="mig.conf",
                           database={"conninfo": bouncer.conninfo, "pooling": "transaction"})
         procs = [subprocess.Popen([os.path.join(harness.BIN, "payremindctl"), "-c", conf, "migrate"],
@@ -76,7 +71,7 @@ def test_four_migrates_at_once_through_the_pooler_all_succeed_and_leave_no_lock(
         # Each migration once, whichever process applied it (they take turns migration by migration).
         applied = [int(out.split()[1]) if out.startswith("applied ") else 0 for out, _, _ in outs]
         assert sum(applied) == len(os.listdir(os.path.join(harness.SRC, "sql"))), outs
-        conn = psycopg2.connect(ctx.db.conninfo.replace(ctx.db.name, empty))
+        conn = psycopg2.connect(conninfo)
         conn.autocommit = True
         with conn.cursor() as c:
             c.execute("SELECT version, count(*) FROM payremind.schema_migrations GROUP BY version HAVING count(*) > 1")
@@ -88,10 +83,6 @@ def test_four_migrates_at_once_through_the_pooler_all_succeed_and_leave_no_lock(
             assert c.fetchone()[0] == 0
         conn.close()
         bouncer.stop()
-    finally:
-        with admin.cursor() as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{empty}" WITH (FORCE)')
-        admin.close()
 
 
 harness.main(globals())
