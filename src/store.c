@@ -51,9 +51,9 @@ static const char store_sql_groups[] =
     " WHERE EXISTS (SELECT 1 FROM payremind.due_accounts d WHERE d.claim_group = g.id AND d.next_at IS NOT NULL)"
     " ORDER BY g.id LIMIT $1";
 
-/* Create the reminder with its payment link (the token's SHA-256 and expiry are columns of the reminder), in the claim transaction; a queued retry of the same
- * step is re-leased instead, keeping its id (the Idempotency-Key), its token and its text, and its sender
- * once an attempt has gone (SPEC §3); one that never went (handed back by a daemon whose gateway was
+/* Create the reminder with its payment link (the token's SHA-256 and expiry, columns of the reminder),
+ * in the claim transaction; a queued retry of the same step is re-leased instead, keeping its id (the
+ * Idempotency-Key), its token and its text, and its sender once an attempt has gone (SPEC §3); one that never went (handed back by a daemon whose gateway was
  * failing, or whose window closed) goes from this daemon's code, whose rate it then takes. The due row
  * moves on to its next step at the same time ($9: when that step is due), so a sent reminder needs no
  * second write of its due row. A new reminder starts in $12: 'sending' when the dialect honours an
