@@ -371,7 +371,8 @@ def test_reminders_lists_and_resolve_decides_only_unknown_ones(ctx):
 def test_migrating_moves_each_reminders_newest_link_onto_it_and_keeps_every_link_valid(ctx):
     """Migration 016 on a database with links: each reminder's newest link onto the reminder, its
     earlier ones (and one whose reminder is gone) in earlier_tokens; every link opens, counts its
-    openings and is spent once, as before; payment_tokens shows the same rows with the same columns."""
+    openings and is spent once, as before; payment_tokens shows the same rows with the same columns, and
+    an operator's INSERT, UPDATE and DELETE through it reach the table that holds the link."""
     with ctx.db.empty("old") as conninfo:
         conf = write_conf(ctx.tmp, ctx.db, "http://127.0.0.1:9/sms", name="old.conf",
                           database={"conninfo": conninfo})
@@ -429,6 +430,26 @@ def test_migrating_moves_each_reminders_newest_link_onto_it_and_keeps_every_link
             assert cur.fetchone()[0] == "spent", name
         cur.execute("SELECT count(*) FROM payremind.token_peek(%s)", (links["orphan"],))
         assert cur.fetchone()[0] == 0  # no reminder: never valid, as before
+        # Writes through the view reach the table that holds the link.
+        cur.execute("UPDATE payremind.payment_tokens SET expires_at = now() - interval '1 s'"
+                    " WHERE token_hash = sha256(convert_to(%s, 'UTF8'))", (links["orphan"],))
+        assert cur.rowcount == 1
+        cur.execute("SELECT expires_at < now() FROM payremind.earlier_tokens WHERE token_hash = "
+                    "sha256(convert_to(%s, 'UTF8'))", (links["orphan"],))
+        assert cur.fetchone() == (True,)
+        cur.execute("INSERT INTO payremind.payment_tokens (token_hash, reminder_id, expires_at)"
+                    " VALUES (sha256(convert_to(%s, 'UTF8')), %s, now() + interval '7 days')", ("t" * 22, rid))
+        cur.execute("SELECT token_hash = sha256(convert_to(%s, 'UTF8')) FROM payremind.reminders WHERE id = %s",
+                    ("t" * 22, rid))
+        assert cur.fetchone() == (True,)  # the new link on the reminder, the one it had among the earlier
+        cur.execute("SELECT count(*) FROM payremind.earlier_tokens WHERE reminder_id = %s", (rid,))
+        assert cur.fetchone()[0] == 2
+        cur.execute("DELETE FROM payremind.payment_tokens WHERE reminder_id = %s", (rid,))
+        assert cur.rowcount == 3
+        cur.execute("SELECT token_hash IS NULL, token_open_count FROM payremind.reminders WHERE id = %s", (rid,))
+        assert cur.fetchone() == (True, 0)
+        cur.execute("SELECT count(*) FROM payremind.payment_tokens")
+        assert cur.fetchone()[0] == 1  # the orphan
         c.close()
 
 
