@@ -368,6 +368,78 @@ def test_reminders_lists_and_resolve_decides_only_unknown_ones(ctx):
                   retry_one) == 2
 
 
+def docs_role(db, name):
+    """Run docs/billing.md's grant block for role name as written, the role renamed for this test; its
+    new name."""
+    with open(os.path.join(harness.SRC, "docs", "billing.md")) as f:
+        doc = f.read()
+    block = doc[doc.index(f"CREATE ROLE {name} LOGIN;"):]
+    role = f"{name}_{os.getpid()}"
+    db.q(re.sub(rf"\b{name}\b", role, block[:block.index("```")]))
+    return role
+
+
+def test_the_grants_in_docs_billing_md_let_billing_and_the_portal_do_their_part_and_no_more(ctx):
+    """docs/billing.md's grant blocks, run as written. Billing inserts, settles and deletes its rows (the
+    triggers cancel and delete reminders and their links with its privileges), reads what the page
+    lists, and cannot read a link's hash or plaintext. The portal peeks at and redeems a link, once,
+    whether it is a reminder's own or an earlier one."""
+    db = ctx.db
+    role, portal = docs_role(db, "billing"), docs_role(db, "portal")
+    try:
+        c = psycopg2.connect(host=db.env["PGHOST"], port=db.env["PGPORT"], user=portal, dbname=db.name)
+        c.autocommit = True
+        did = db.add_due("P-1", "+15145557003")
+        rid = db.one("""INSERT INTO payremind.reminders (due_account_id, step, msisdn, short_code, language, state,
+                            attempts, token_hash, token_expires_at)
+                        VALUES (%s, 0, '+15145557003', '27022', 'fr', 'sent', 1, sha256(convert_to('c', 'UTF8')),
+                                now() + interval '1 day') RETURNING id::text""", did)
+        db.q("INSERT INTO payremind.earlier_tokens (token_hash, reminder_id, expires_at)"
+             " VALUES (sha256(convert_to('d', 'UTF8')), %s, now() + interval '1 day')", rid)
+        with c.cursor() as cur:
+            for tok in ("c", "d"):
+                cur.execute("SELECT account_ref FROM payremind.token_peek(%s)", (tok,))
+                assert cur.fetchall() == [("P-1",)], tok
+                cur.execute("SELECT account_ref FROM payremind.token_redeem(%s)", (tok,))
+                assert cur.fetchall() == [("P-1",)], tok
+                cur.execute("SELECT count(*) FROM payremind.token_redeem(%s)", (tok,))
+                assert cur.fetchone()[0] == 0, tok
+        c.close()
+        db.q("DELETE FROM payremind.due_accounts WHERE id = %s", did)
+        did = db.add_due("G-1", "+15145557001")
+        rid = db.one("""INSERT INTO payremind.reminders (due_account_id, step, msisdn, short_code, language, state,
+                            attempts, link_token, token_hash, token_expires_at)
+                        VALUES (%s, 0, '+15145557001', '27022', 'fr', 'queued', 1, %s, sha256(convert_to(%s, 'UTF8')),
+                                now() + interval '1 day') RETURNING id::text""", did, "a" * 22, "a" * 22)
+        db.q("INSERT INTO payremind.earlier_tokens (token_hash, reminder_id, expires_at)"
+             " VALUES (sha256('b'::bytea), %s, now() + interval '1 day')", rid)
+        c = psycopg2.connect(host=db.env["PGHOST"], port=db.env["PGPORT"], user=role, dbname=db.name)
+        c.autocommit = True
+        with c.cursor() as cur:
+            cur.execute("INSERT INTO payremind.due_accounts (account_ref, msisdn, amount_cents, due_date)"
+                        " VALUES ('G-2', '+15145557002', 100, current_date)")
+            cur.execute("SELECT reminder_id::text, created_at, expires_at, redeemed_at, first_opened_at, open_count"
+                        " FROM payremind.payment_tokens")
+            assert sorted(r[0] for r in cur.fetchall()) == [rid, rid]
+            for sql in ("SELECT token_hash FROM payremind.payment_tokens",
+                        "SELECT link_token FROM payremind.reminders", "SELECT token_hash FROM payremind.reminders"):
+                try:
+                    cur.execute(sql)
+                except psycopg2.errors.InsufficientPrivilege:
+                    continue
+                raise AssertionError(f"{sql}: allowed")
+            cur.execute("UPDATE payremind.due_accounts SET settled_at = now() WHERE id = %s", (did,))
+            assert db.q("SELECT state, link_token FROM payremind.reminders") == [("cancelled", None)]
+            cur.execute("DELETE FROM payremind.due_accounts WHERE id = %s", (did,))
+        c.close()
+        assert db.one("SELECT count(*) FROM payremind.reminders") == 0
+        assert db.one("SELECT count(*) FROM payremind.earlier_tokens") == 0
+    finally:
+        for r in (role, portal):
+            db.q(f"DROP OWNED BY {r}")
+            db.q(f"DROP ROLE {r}")
+
+
 def test_migrating_moves_each_reminders_newest_link_onto_it_and_keeps_every_link_valid(ctx):
     """Migration 016 on a database with links: each reminder's newest link onto the reminder, its
     earlier ones (and one whose reminder is gone) in earlier_tokens; every link opens, counts its
