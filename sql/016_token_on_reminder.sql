@@ -132,25 +132,18 @@ RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
 	v_n bigint;
-	v_m bigint;
 BEGIN
 	PERFORM set_config('synchronous_commit', 'off', true);
-	UPDATE payremind.reminders r
-	   SET token_open_count = r.token_open_count + o.n,
-	       token_first_opened_at = coalesce(r.token_first_opened_at, o.first_at)
-	  FROM (SELECT decode(h, 'hex') AS h, count(*) AS n, to_timestamp(min(at)) AS first_at
-	          FROM unnest(p_hashes, p_at) AS u(h, at) GROUP BY 1) o
-	 WHERE r.token_hash = o.h;
-	GET DIAGNOSTICS v_n = ROW_COUNT;
-	IF v_n < cardinality(p_hashes) THEN
-		UPDATE payremind.earlier_tokens t
-		   SET open_count = t.open_count + o.n, first_opened_at = coalesce(t.first_opened_at, o.first_at)
-		  FROM (SELECT decode(h, 'hex') AS h, count(*) AS n, to_timestamp(min(at)) AS first_at
-		          FROM unnest(p_hashes, p_at) AS u(h, at) GROUP BY 1) o
-		 WHERE t.token_hash = o.h;
-		GET DIAGNOSTICS v_m = ROW_COUNT;
-		v_n := v_n + v_m;
-	END IF;
+	WITH o AS (SELECT decode(h, 'hex') AS h, count(*) AS n, to_timestamp(min(at)) AS first_at
+	             FROM unnest(p_hashes, p_at) AS u(h, at) GROUP BY 1),
+	     cur AS (UPDATE payremind.reminders r
+	                SET token_open_count = r.token_open_count + o.n,
+	                    token_first_opened_at = coalesce(r.token_first_opened_at, o.first_at)
+	               FROM o WHERE r.token_hash = o.h RETURNING 1),
+	     earlier AS (UPDATE payremind.earlier_tokens t
+	                    SET open_count = t.open_count + o.n, first_opened_at = coalesce(t.first_opened_at, o.first_at)
+	                   FROM o WHERE t.token_hash = o.h RETURNING 1)
+	SELECT (SELECT count(*) FROM cur) + (SELECT count(*) FROM earlier) INTO v_n;
 	RETURN v_n;
 END $$;
 

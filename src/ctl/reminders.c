@@ -166,26 +166,20 @@ static const char resolve_sql_lock[] =
 static const char resolve_sql_final[] =
     "UPDATE payremind.reminders SET state = $2, updated_at = now() WHERE id = $1::uuid AND state = 'unknown'";
 
-/* retry: queued again at once with a new link ($2, its SHA-256 stored), the text rendered anew from
- * today's templates; its due row comes back to this step. The link it had (the person may have it)
- * becomes an earlier one, valid until it expires. */
+/* retry: queued again at once with a new link ($2), the text rendered anew from today's templates; its
+ * due row comes back to this step. */
 static const char resolve_sql_retry[] =
-    "WITH o AS (SELECT id, token_hash, coalesce(token_created_at, created_at) AS created_at, token_expires_at,"
-    "                  token_redeemed_at, token_first_opened_at, token_open_count"
-    "             FROM payremind.reminders WHERE id = $1::uuid AND state = 'unknown'),"
-    " r AS (UPDATE payremind.reminders SET state = 'queued', next_attempt_at = now(), link_token = $2,"
-    "             body = NULL, lease_owner = NULL, lease_until = NULL, updated_at = now(),"
-    "             token_hash = sha256(convert_to($2, 'UTF8')), token_created_at = now(),"
-    "             token_expires_at = now() + make_interval(hours => $3::int), token_redeemed_at = NULL,"
-    "             token_first_opened_at = NULL, token_open_count = 0"
-    "            WHERE id = $1::uuid AND state = 'unknown' RETURNING id, due_account_id, step),"
-    " e AS (INSERT INTO payremind.earlier_tokens (token_hash, reminder_id, created_at, expires_at, redeemed_at,"
-    "                                              first_opened_at, open_count)"
-    "        SELECT o.token_hash, o.id, o.created_at, o.token_expires_at, o.token_redeemed_at,"
-    "               o.token_first_opened_at, o.token_open_count FROM o JOIN r ON r.id = o.id"
-    "         WHERE o.token_hash IS NOT NULL)"
+    "WITH r AS (UPDATE payremind.reminders SET state = 'queued', next_attempt_at = now(), link_token = $2,"
+    "             body = NULL, lease_owner = NULL, lease_until = NULL, updated_at = now()"
+    "            WHERE id = $1::uuid AND state = 'unknown' RETURNING id, due_account_id, step)"
     " UPDATE payremind.due_accounts d SET next_step = r.step, next_at = now() FROM r"
     "  WHERE d.id = r.due_account_id";
+
+/* The new link, its SHA-256 stored, given through payment_tokens: its trigger keeps the link the
+ * reminder had (the person may have it) as an earlier one, valid until it expires. */
+static const char resolve_sql_link[] =
+    "INSERT INTO payremind.payment_tokens (token_hash, reminder_id, expires_at)"
+    " VALUES (sha256(convert_to($2, 'UTF8')), $1::uuid, now() + make_interval(hours => $3::int))";
 
 static int
 resolve_parse(int argc, char **argv, const char **id, const char **as, const char **reason, int *done)
@@ -254,9 +248,13 @@ resolve_apply(struct ctl *ctl, const char *id, const char *as, const PGresult *r
 	snprintf(ttl, sizeof(ttl), "%d", ctl->conf->token.ttl_hours);
 	v[1] = token;
 	v[2] = ttl;
-	res = ctl_exec(ctl, resolve_sql_retry, 3, v, &rc);
-	explicit_bzero(token, sizeof(token));
+	res = ctl_exec(ctl, resolve_sql_retry, 2, v, &rc);
 	PQclear(res);
+	if (rc == 0) {
+		res = ctl_exec(ctl, resolve_sql_link, 3, v, &rc);
+		PQclear(res);
+	}
+	explicit_bzero(token, sizeof(token));
 	return rc;
 }
 

@@ -335,7 +335,8 @@ def test_reminders_lists_and_resolve_decides_only_unknown_ones(ctx):
     assert ctl(conf, "resolve", "not-a-uuid", "--as", "sent").returncode == 65
     assert db.one("SELECT count(*) FROM payremind.operator_actions") == 2
     # retry: queued again with a new link, and sent once by the next batch.
-    assert ctl(conf, "resolve", retry_one, "--as", "retry", "--reason", "gateway says never received").returncode == 0
+    p = ctl(conf, "resolve", retry_one, "--as", "retry", "--reason", "gateway says never received")
+    assert p.returncode == 0, p.stderr
     assert db.one("SELECT state FROM payremind.reminders WHERE id = %s", retry_one) == "queued"
     assert db.one("SELECT next_step FROM payremind.due_accounts WHERE id = %s", did3) == 0
     harness.run_once(conf)
